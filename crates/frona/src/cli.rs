@@ -1,0 +1,147 @@
+//! Command-line definitions (clap derive). Behaviour lives in [`crate::cmd`].
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status:
+  the agent's own status passes through (128+N when it dies of signal N);
+  125 frona failed, 126 the command cannot be executed, 127 the command was not found.
+
+Environment:
+  FRONA_LOG  log level on stderr (error, warn, info, debug, trace; default warn)
+  NO_COLOR   disable colour";
+
+/// Run AI agents without ambient credentials.
+#[derive(Debug, Parser)]
+#[command(name = "frona", version, about, after_help = AFTER_HELP, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an agent with every credential stripped from its environment, supervised.
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Inspect what `frona run` would strip from the environment.
+    #[command(subcommand)]
+    Env(EnvCommand),
+    /// Internal: the supervisor that runs inside the agent's session. Not for direct use.
+    #[command(name = "__init", hide = true)]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    /// Do not print the report of stripped variables.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+
+    /// The agent command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// How the agent's environment is built; shared by `run` and `env check`.
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    /// `default` strips credentials; `allowlist` passes only a base list and --keep names.
+    #[arg(long, value_enum, default_value_t = EnvModeArg::Default, value_name = "MODE")]
+    pub env_mode: EnvModeArg,
+
+    /// Pass this variable to the agent even if it looks like a credential (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub keep: Vec<OsString>,
+
+    /// Also strip variables whose name matches this glob, case-insensitive (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    pub strip: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum EnvModeArg {
+    /// Pass everything except credentials.
+    Default,
+    /// Pass only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR PWD and --keep names.
+    Allowlist,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// Print which variables of the current environment `frona run` would strip, and why.
+    Check(EnvCheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnvCheckArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(long)]
+    pub parent: i32,
+    #[arg(long, value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<OsString>,
+}
+
+/// `10`, `10s`, `500ms`, `1.5s`, `2m`, `1h`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 10s or 500ms)"))?;
+    let scale = match unit {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory as _;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,27 @@
+//! `frona __init`: the supervisor process between frona and the agent (see
+//! `frona_sandbox::supervise`). Its environment is already the agent's.
+
+use frona_sandbox::supervise::{InitConfig, SuperviseError, run_init};
+
+use crate::cli::InitArgs;
+use crate::failure::Failure;
+
+pub fn init(args: InitArgs) -> Result<i32, Failure> {
+    let config = InitConfig {
+        parent: args.parent,
+        stop_timeout: args.stop_timeout,
+        command: args.command,
+    };
+    run_init(&config).map_err(|err| {
+        let failure = Failure::from_error(&err).with_code(err.exit_code());
+        match &err {
+            SuperviseError::NotFound { .. } => failure.with_hint(
+                "check the spelling, or give the full path; the agent runs with the scrubbed PATH (see `frona env check`)",
+            ),
+            SuperviseError::CannotExecute { .. } => {
+                failure.with_hint("check that the file is an executable program and has its execute bit set")
+            }
+            _ => failure,
+        }
+    })
+}

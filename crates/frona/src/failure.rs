@@ -1,0 +1,67 @@
+//! Turning errors into what the user sees: the whole cause chain, lowercase, a `hint:` when
+//! there is something to do, and the documented exit status.
+
+use std::error::Error;
+use std::process::ExitCode;
+
+use frona_sandbox::supervise::EXIT_FRONA_ERROR;
+
+/// A failure on its way to stderr and the exit status.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: i32,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    pub fn new(code: i32, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// The error and every `source()` below it, joined with `: `.
+    pub fn from_error(err: &dyn Error) -> Self {
+        let mut message = err.to_string();
+        let mut source = err.source();
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        Self::new(EXIT_FRONA_ERROR, message)
+    }
+
+    pub fn with_code(mut self, code: i32) -> Self {
+        self.code = code;
+        self
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    /// Prints to stderr and returns the exit status.
+    pub fn report(self) -> ExitCode {
+        eprintln!("frona: {}", self.message);
+        if let Some(hint) = &self.hint {
+            eprintln!("  hint: {hint}");
+        }
+        ExitCode::from(u8::try_from(self.code).unwrap_or(u8::MAX))
+    }
+}
+
+/// clap's own output for `--help`/`--version` (status 0) and usage errors (status 125, as
+/// `env` and `docker run` do, so that usage errors never pass for the agent's status).
+pub fn clap_exit(err: &clap::Error) -> ExitCode {
+    let _ = err.print();
+    if err.use_stderr() {
+        ExitCode::from(EXIT_FRONA_ERROR as u8)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,31 @@
+//! `frona`: run AI agents without ambient credentials. The binary is thin: argument parsing,
+//! one module per subcommand, and turning library errors into messages and exit codes.
+
+mod cli;
+mod cmd;
+mod env_vars;
+mod failure;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use frona_sandbox::EnvSnapshot;
+
+fn main() -> ExitCode {
+    // Before anything else: frona is about to read credentials from its environment.
+    if let Err(err) = frona_sandbox::hardening::harden_self() {
+        return failure::Failure::from_error(&err).report();
+    }
+    let env = EnvSnapshot::capture();
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return failure::clap_exit(&err),
+    };
+    logging::init(&env);
+    let code = match cmd::dispatch(cli, env) {
+        Ok(code) => code,
+        Err(failure) => return failure.report(),
+    };
+    ExitCode::from(u8::try_from(code).unwrap_or(u8::MAX))
+}
