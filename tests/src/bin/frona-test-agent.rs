@@ -1,1 +1,203 @@
-fn main() {}
+//! A fake agent for frona's end-to-end tests: each subcommand does one observable thing.
+//!
+//! Output is line-oriented on stdout and flushed immediately, so tests can wait for
+//! "ready" before acting.
+
+// Leaving processes behind is what several of these commands are for.
+#![allow(clippy::zombie_processes)]
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn block(signals: &[libc::c_int]) -> libc::sigset_t {
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for &s in signals {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+/// Waits for one signal of `set`; `None` after `timeout`. Being stopped and continued
+/// (Ctrl-Z, `fg`) interrupts the wait, which is retried.
+fn wait(set: &libc::sigset_t, timeout: Duration) -> Option<libc::c_int> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as _,
+        tv_nsec: timeout.subsec_nanos() as _,
+    };
+    loop {
+        let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+        if sig > 0 {
+            return Some(sig);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return None;
+        }
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| sig.to_string(), |s| s.as_str().to_owned())
+}
+
+fn self_exe() -> String {
+    std::env::current_exe()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+    match arg(0).as_str() {
+        // Prints the environment as one JSON object.
+        "env" => {
+            let map: serde_json::Map<String, serde_json::Value> = std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned().into(),
+                    )
+                })
+                .collect();
+            say(&serde_json::Value::Object(map).to_string());
+        }
+        "exit" => std::process::exit(arg(1).parse().unwrap()),
+        "raise" => {
+            let sig: libc::c_int = arg(1).parse().unwrap();
+            unsafe { libc::signal(sig, libc::SIG_DFL) };
+            unsafe { libc::kill(libc::getpid(), sig) };
+            std::thread::sleep(Duration::from_secs(5));
+        }
+        "sleep" => std::thread::sleep(Duration::from_millis(arg(1).parse().unwrap())),
+        // Reports every forwarded signal it receives, one per line, until `exit-on` arrives.
+        "signals" => {
+            let set = block(&[
+                libc::SIGINT,
+                libc::SIGTERM,
+                libc::SIGHUP,
+                libc::SIGQUIT,
+                libc::SIGUSR1,
+                libc::SIGUSR2,
+                libc::SIGWINCH,
+            ]);
+            let exit_on = arg(1);
+            say("ready");
+            while let Some(sig) = wait(&set, Duration::from_secs(30)) {
+                let name = signal_name(sig);
+                say(&format!("got {name}"));
+                if name == exit_on {
+                    std::process::exit(0);
+                }
+            }
+            std::process::exit(9);
+        }
+        // Counts signals for a while after the first one, then reports the counts.
+        "count-signals" => {
+            let set = block(&[libc::SIGINT, libc::SIGWINCH]);
+            say("ready");
+            let (mut int, mut winch) = (0, 0);
+            let mut timeout = Duration::from_secs(30);
+            while let Some(sig) = wait(&set, timeout) {
+                if sig == libc::SIGINT {
+                    int += 1;
+                } else {
+                    winch += 1;
+                }
+                timeout = Duration::from_millis(500);
+                if int > 0 && winch > 0 {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(300));
+            while let Some(sig) = wait(&set, Duration::ZERO) {
+                if sig == libc::SIGINT {
+                    int += 1
+                } else {
+                    winch += 1
+                }
+            }
+            say(&format!("int={int} winch={winch}"));
+        }
+        "ignore-term" => {
+            unsafe { libc::signal(libc::SIGTERM, libc::SIG_IGN) };
+            say("ready");
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Starts a small tree (a child, a grandchild, one that left the session), prints all
+        // pids as JSON, then sleeps.
+        "tree" => {
+            let child = Command::new(self_exe())
+                .args(["subtree"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut out = String::new();
+            std::io::Read::read_to_string(&mut child.stdout.unwrap(), &mut out).ok();
+            let mut pids: Vec<u32> = out.split_whitespace().map(|p| p.parse().unwrap()).collect();
+            pids.push(std::process::id());
+            say(&serde_json::to_string(&pids).unwrap());
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        "subtree" => {
+            use std::os::unix::process::CommandExt as _;
+            let grandchild = Command::new(self_exe())
+                .args(["sleep", "60000"])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut escaped = Command::new(self_exe());
+            escaped.args(["sleep", "60000"]).stdout(Stdio::null());
+            unsafe {
+                escaped.pre_exec(|| {
+                    libc::setsid();
+                    Ok(())
+                });
+            }
+            let escaped = escaped.spawn().unwrap();
+            println!(
+                "{} {} {}",
+                std::process::id(),
+                grandchild.id(),
+                escaped.id()
+            );
+            drop(std::io::stdout());
+            unsafe { libc::close(1) };
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // Leaves an orphan that exits after `ms`, prints its pid, then lives on for a while.
+        "orphan" => {
+            let out = Command::new(self_exe())
+                .args(["orphan-parent", &arg(1)])
+                .output()
+                .unwrap();
+            say(String::from_utf8_lossy(&out.stdout).trim());
+            std::thread::sleep(Duration::from_millis(arg(2).parse().unwrap()));
+        }
+        "orphan-parent" => {
+            let orphan = Command::new(self_exe())
+                .args(["sleep", &arg(1)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            say(&orphan.id().to_string());
+        }
+        other => {
+            eprintln!("frona-test-agent: unknown command `{other}`");
+            std::process::exit(2);
+        }
+    }
+}

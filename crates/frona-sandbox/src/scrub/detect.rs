@@ -300,6 +300,7 @@ mod tests {
 
     #[test]
     fn arbitrary_bytes_never_panic() {
+        const ALPHABET: &[u8] = b":/@.-_eyJAKIAghp_sk-x0Z\n";
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
         for len in 0..512 {
             let bytes: Vec<u8> = (0..len)
@@ -307,7 +308,7 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    b":/@.-_eyJAKIAghp_sk-x0Z\n"[(seed % 25) as usize]
+                    ALPHABET[(seed % ALPHABET.len() as u64) as usize]
                 })
                 .collect();
             let _ = detect(&bytes);
