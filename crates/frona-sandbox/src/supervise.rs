@@ -3,10 +3,12 @@
 //! Two processes share the work (see README, "How `frona run` is built"):
 //! - **frona** ([`supervise_init`]) starts the init helper, forwards signals to it and exits
 //!   with its status. It never forks frona code: later it holds secrets and threads.
-//! - **the init helper** ([`run_init`], frona re-executed as `frona __init`) is a child
-//!   subreaper, dies with frona (parent-death signal with the race check), starts the agent,
-//!   forwards signals, reaps orphans, stops the agent with SIGTERM then SIGKILL after the stop
-//!   timeout, and when the agent exits tears down whatever the agent left running.
+//! - **the init helper** ([`run_init`], frona re-executed as `frona __init`) enters the
+//!   agent's namespaces, is a child subreaper, dies with frona (parent-death signal with the
+//!   race check), starts the agent, forwards signals, reaps orphans, stops the agent with
+//!   SIGTERM then SIGKILL after the stop timeout, and when the agent exits tears down whatever
+//!   the agent left running. With a pid namespace it forks once, and its child does this work
+//!   as PID 1 of the namespace while the helper relays signals to it.
 //!
 //! All processes share the caller's process group, so a terminal's Ctrl-C, Ctrl-Z and window
 //! resize reach the agent directly, exactly as without frona; signals the kernel generated are
@@ -17,13 +19,16 @@ mod tree;
 
 use std::ffi::OsString;
 use std::io;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::sys::wait::{WaitPidFlag, waitpid};
-use nix::unistd::Pid;
+use nix::unistd::{ForkResult, Pid};
 
+use crate::isolation::{self, IsolationError, IsolationMode, Plan};
 pub use signals::FORWARDED as FORWARDED_SIGNALS;
 use signals::{Received, SignalSet};
 use tree::{Reaper, shell_status, signal_descendants, signal_one};
@@ -38,12 +43,30 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 /// What the init helper needs; passed on its command line (no secrets in it).
 #[derive(Clone, Debug)]
 pub struct InitConfig {
-    /// Pid of the frona process that started the helper, for the parent-death race check.
+    /// Pid of the frona process that started the helper (as frona sees it).
     pub parent: i32,
     /// How long the agent gets between SIGTERM and SIGKILL.
     pub stop_timeout: Duration,
+    /// The isolation to apply.
+    pub plan: Plan,
     /// The agent's program and arguments.
     pub command: Vec<OsString>,
+}
+
+impl InitConfig {
+    /// The helper's argv, `frona __init …`, as the binary's hidden subcommand parses it.
+    pub fn to_args(&self) -> Vec<OsString> {
+        let plan = serde_json::to_string(&self.plan).unwrap_or_default();
+        let mut args: Vec<OsString> = ["frona", "__init", "--parent"].map(OsString::from).into();
+        args.push(self.parent.to_string().into());
+        args.push("--stop-timeout".into());
+        args.push(format!("{}ms", self.stop_timeout.as_millis()).into());
+        args.push("--plan".into());
+        args.push(plan.into());
+        args.push("--".into());
+        args.extend(self.command.iter().cloned());
+        args
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +77,14 @@ pub enum SuperviseError {
     Subreaper(#[source] nix::Error),
     #[error("frona exited before the agent started")]
     ParentGone,
+    #[error(transparent)]
+    Hardening(#[from] crate::hardening::HardeningError),
     #[error("no command given")]
     NoCommand,
+    #[error(transparent)]
+    Isolation(#[from] IsolationError),
+    #[error("cannot isolate the agent (see the message above)")]
+    AgentIsolation,
     #[error("`{program}`: command not found")]
     NotFound { program: String },
     #[error("cannot execute `{program}`")]
@@ -85,22 +114,41 @@ impl SuperviseError {
     }
 }
 
+/// The errno the agent's pre-exec step returns when isolation failed (it has printed why);
+/// `execve` itself never fails with it.
+const ISOLATION_FAILED: i32 = libc::ECANCELED;
+
 fn signal_from(signo: i32) -> Option<Signal> {
     Signal::try_from(signo).ok()
 }
 
-/// frona's side: starts `init` (the helper command), forwards every signal a process sends
-/// frona, and returns the helper's status, which is the agent's status.
-pub fn supervise_init(mut init: Command) -> Result<i32, SuperviseError> {
+/// frona's side: starts the init helper (`exe`, environment `env`) with `config`, forwards
+/// every signal a process sends frona, and returns the helper's status, which is the agent's.
+pub fn supervise_init(
+    exe: &Path,
+    env: &[(OsString, OsString)],
+    config: &InitConfig,
+) -> Result<i32, SuperviseError> {
     let set = SignalSet::of(&[FORWARDED_SIGNALS, &[libc::SIGCHLD, libc::SIGALRM]].concat());
     set.block().map_err(SuperviseError::Signals)?;
-    let child = init.spawn().map_err(|source| SuperviseError::Spawn {
+    let args = config.to_args();
+    let mut cmd = Command::new(exe);
+    cmd.arg0(&args[0])
+        .args(&args[1..])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)));
+    let child = cmd.spawn().map_err(|source| SuperviseError::Spawn {
         program: "frona __init".into(),
         source,
     })?;
-    let pid = Pid::from_raw(child.id() as i32);
+    relay(&set, Pid::from_raw(child.id() as i32), false)
+}
+
+/// Forwards process-sent signals to `child` until it exits; returns its shell status. With
+/// `parent_death`, frona's death kills the child (and with it the pid namespace it leads).
+fn relay(set: &SignalSet, child: Pid, parent_death: bool) -> Result<i32, SuperviseError> {
     loop {
-        match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(status) => {
                 if let Some(code) = shell_status(status) {
                     return Ok(code);
@@ -110,12 +158,16 @@ pub fn supervise_init(mut init: Command) -> Result<i32, SuperviseError> {
             Err(e) => return Err(SuperviseError::Wait(e)),
         }
         match set.wait(None).map_err(SuperviseError::Signals)? {
+            Some(r) if parent_death && platform::is_parent_death(r.signo) => {
+                signal_one(child, Signal::SIGKILL);
+            }
             Some(Received {
                 signo,
                 from_kernel: false,
+                ..
             }) if signo != libc::SIGCHLD => {
                 if let Some(signal) = signal_from(signo) {
-                    signal_one(pid, signal);
+                    signal_one(child, signal);
                 }
             }
             _ => {}
@@ -123,7 +175,14 @@ pub fn supervise_init(mut init: Command) -> Result<i32, SuperviseError> {
     }
 }
 
-/// The init helper's side: runs the agent to completion and returns its shell status.
+/// The init helper's side: enters the agent's namespaces, isolates and runs the agent to
+/// completion, and returns its status.
+///
+/// With a pid namespace the helper forks once: the child is PID 1 of the new namespace and
+/// supervises the agent; the helper relays signals to it and dies with frona (and PID 1's
+/// death ends everything in the namespace). Under `best-effort`, a kernel that refuses the
+/// namespaces gets a plan without them.
+#[allow(unsafe_code)]
 pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
     let mut watched = vec![libc::SIGCHLD, libc::SIGALRM];
     watched.extend_from_slice(FORWARDED_SIGNALS);
@@ -132,15 +191,60 @@ pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
     let set = SignalSet::of(&watched);
     set.block().map_err(SuperviseError::Signals)?;
     platform::tie_to_parent(config.parent)?;
+    platform::set_name();
 
-    let agent = spawn_agent(&config.command)?;
+    let mut plan = config.plan.clone();
+    if plan.has_namespaces() {
+        match isolation::enter_namespaces(&plan.namespaces) {
+            Ok(()) => {}
+            Err(err) if plan.mode == IsolationMode::BestEffort && !plan.namespaces.net => {
+                let reason = crate::error_chain(&err);
+                eprintln!("frona: isolation: skipped: {reason}");
+                plan = plan.without_namespaces(reason);
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    // The id maps are written; from here on nobody else may read this process.
+    crate::hardening::harden_self().map_err(SuperviseError::Hardening)?;
+    if plan.namespaces.pid {
+        let alive = nix::unistd::pipe().map_err(|e| SuperviseError::Signals(e.into()))?;
+        // SAFETY: the helper is single-threaded, so the child may run any code.
+        match unsafe { nix::unistd::fork() }.map_err(|e| SuperviseError::Signals(e.into()))? {
+            ForkResult::Parent { child } => {
+                drop(alive.0);
+                let status = relay(&set, child, true);
+                drop(alive.1);
+                return status;
+            }
+            ForkResult::Child => {
+                drop(alive.1);
+                platform::tie_to_forking_parent(&alive.0)?;
+                return supervise_agent(&set, &plan, config, 0);
+            }
+        }
+    }
+    supervise_agent(&set, &plan, config, config.parent)
+}
+
+/// Applies the init-side isolation, starts the agent and supervises it. Signals are obeyed
+/// only from `trusted` (0: from outside the pid namespace), never from inside the sandbox.
+fn supervise_agent(
+    set: &SignalSet,
+    plan: &Plan,
+    config: &InitConfig,
+    trusted: i32,
+) -> Result<i32, SuperviseError> {
+    isolation::apply_in_init(plan)?;
+    let agent = spawn_agent(&config.command, plan)?;
     let mut reaper = Reaper::new(agent);
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;
+    let from_frona = |r: &Received| !r.from_kernel && (r.sender == 0 || r.sender == trusted);
     loop {
         reaper.reap();
         if let Some(status) = reaper.agent_status {
-            finish_leftovers(&set, &mut reaper, config.stop_timeout, killed);
+            finish_leftovers(set, &mut reaper, config.stop_timeout, killed);
             return Ok(status);
         }
         let timeout = kill_at.map(|at| at.saturating_duration_since(Instant::now()));
@@ -151,18 +255,16 @@ pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
                 kill_at = None;
                 killed = true;
             }
-            Some(received) if platform::is_parent_death(received.signo) => {
-                kill_everything(&set, &mut reaper);
+            Some(r) if r.signo == libc::SIGCHLD || r.signo == libc::SIGALRM || !from_frona(&r) => {}
+            Some(r) if platform::is_parent_death(r.signo) => {
+                kill_everything(set, &mut reaper);
                 return Ok(EXIT_FRONA_ERROR);
             }
-            Some(Received { signo, from_kernel }) => {
-                if signo == libc::SIGCHLD || signo == libc::SIGALRM || from_kernel {
-                    continue;
-                }
-                if let Some(signal) = signal_from(signo) {
+            Some(r) => {
+                if let Some(signal) = signal_from(r.signo) {
                     signal_one(agent, signal);
                 }
-                if signo == libc::SIGTERM && kill_at.is_none() && !killed {
+                if r.signo == libc::SIGTERM && kill_at.is_none() && !killed {
                     kill_at = Some(Instant::now() + config.stop_timeout);
                 }
             }
@@ -170,14 +272,15 @@ pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
     }
 }
 
-fn spawn_agent(command: &[OsString]) -> Result<Pid, SuperviseError> {
+fn spawn_agent(command: &[OsString], plan: &Plan) -> Result<Pid, SuperviseError> {
     let (program, args) = command.split_first().ok_or(SuperviseError::NoCommand)?;
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args);
-    platform::prepare_agent(&mut cmd);
+    platform::prepare_agent(&mut cmd, plan.clone(), isolation::seccomp_program());
     match cmd.spawn() {
         Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
+        Err(e) if e.raw_os_error() == Some(ISOLATION_FAILED) => Err(SuperviseError::AgentIsolation),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             Err(SuperviseError::NotFound { program: name })
         }
@@ -235,18 +338,44 @@ fn kill_everything(set: &SignalSet, reaper: &mut Reaper) {
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
 mod platform {
+    use std::os::fd::{AsFd as _, OwnedFd};
     use std::os::unix::process::CommandExt;
 
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::prctl;
     use nix::sys::signal::Signal;
     use nix::unistd::getppid;
 
-    use super::{SuperviseError, signals};
+    use super::{ISOLATION_FAILED, SuperviseError, signals};
+    use crate::isolation::{self, Plan, SeccompProgram};
 
-    /// Subreaper, parent-death signal, then the race check: if frona died before the prctl,
-    /// no signal will ever come, so look at who our parent is now.
+    /// Subreaper and parent-death signal, then the race check: if frona died before the
+    /// prctl, no signal will ever come, so check that our parent is still frona.
     pub fn tie_to_parent(parent: i32) -> Result<(), SuperviseError> {
         prctl::set_child_subreaper(true).map_err(SuperviseError::Subreaper)?;
+        set_parent_death_signal()?;
+        if getppid().as_raw() != parent {
+            return Err(SuperviseError::ParentGone);
+        }
+        Ok(())
+    }
+
+    /// The same for PID 1 of a new pid namespace, whose parent is invisible (`getppid()` is
+    /// 0): the race check is the pipe from its parent, which hangs up when the parent dies.
+    pub fn tie_to_forking_parent(alive: &OwnedFd) -> Result<(), SuperviseError> {
+        set_parent_death_signal()?;
+        let mut fds = [PollFd::new(alive.as_fd(), PollFlags::POLLIN)];
+        let _ = poll(&mut fds, PollTimeout::ZERO);
+        if fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR))
+        {
+            return Err(SuperviseError::ParentGone);
+        }
+        Ok(())
+    }
+
+    fn set_parent_death_signal() -> Result<(), SuperviseError> {
         // SAFETY: PR_SET_PDEATHSIG with a valid signal number takes no pointers.
         let rc = unsafe {
             libc::prctl(
@@ -257,9 +386,6 @@ mod platform {
         if rc != 0 {
             return Err(SuperviseError::Signals(std::io::Error::last_os_error()));
         }
-        if getppid().as_raw() != parent {
-            return Err(SuperviseError::ParentGone);
-        }
         Ok(())
     }
 
@@ -267,20 +393,26 @@ mod platform {
         signo == signals::parent_died()
     }
 
-    /// The agent starts with no blocked signals and gets SIGKILL if the init helper dies,
-    /// with the same race check.
-    pub fn prepare_agent(cmd: &mut std::process::Command) {
+    /// `frona-init` in `ps` and `/proc/<pid>/comm`, instead of `exe`.
+    pub fn set_name() {
+        let _ = prctl::set_name(c"frona-init");
+    }
+
+    /// Between fork and exec of the agent: no blocked signals, SIGKILL if the helper dies
+    /// (with the race check), then the plan's isolation. The helper is single-threaded, so
+    /// this may allocate.
+    pub fn prepare_agent(cmd: &mut std::process::Command, plan: Plan, seccomp: SeccompProgram) {
         let init = nix::unistd::getpid();
-        // SAFETY: the closure runs between fork and exec and makes only async-signal-safe
-        // system calls (sigprocmask, prctl, getppid); it allocates nothing.
+        // SAFETY: runs in the forked child of the single-threaded helper.
         unsafe {
             cmd.pre_exec(move || {
-                super::signals::unblock_all()?;
+                signals::unblock_all()?;
                 prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
                 if getppid() != init {
                     return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
                 }
-                Ok(())
+                isolation::apply_in_agent(&plan, &seccomp)
+                    .map_err(|_| std::io::Error::from_raw_os_error(ISOLATION_FAILED))
             });
         }
     }
@@ -289,6 +421,7 @@ mod platform {
 #[cfg(not(target_os = "linux"))]
 mod platform {
     use super::SuperviseError;
+    use crate::isolation::{Plan, SeccompProgram};
 
     /// No subreaper or parent-death signal outside Linux: `frona doctor` says so.
     pub fn tie_to_parent(_parent: i32) -> Result<(), SuperviseError> {
@@ -296,12 +429,18 @@ mod platform {
         Ok(())
     }
 
+    pub fn tie_to_forking_parent(_alive: &std::os::fd::OwnedFd) -> Result<(), SuperviseError> {
+        Ok(())
+    }
+
     pub fn is_parent_death(_signo: i32) -> bool {
         false
     }
 
+    pub fn set_name() {}
+
     #[allow(unsafe_code)]
-    pub fn prepare_agent(cmd: &mut std::process::Command) {
+    pub fn prepare_agent(cmd: &mut std::process::Command, _plan: Plan, _seccomp: SeccompProgram) {
         use std::os::unix::process::CommandExt;
         // SAFETY: sigprocmask is async-signal-safe and allocates nothing.
         unsafe { cmd.pre_exec(super::signals::unblock_all) };

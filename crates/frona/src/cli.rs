@@ -1,6 +1,7 @@
 //! Command-line definitions (clap derive). Behaviour lives in [`crate::cmd`].
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -30,6 +31,8 @@ pub enum Command {
     /// Inspect what `frona run` would strip from the environment.
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Show what isolation this system offers and what `frona run` would apply.
+    Doctor(DoctorArgs),
     /// Internal: the supervisor that runs inside the agent's session. Not for direct use.
     #[command(name = "__init", hide = true)]
     Init(InitArgs),
@@ -39,6 +42,9 @@ pub enum Command {
 pub struct RunArgs {
     #[command(flatten)]
     pub env: EnvArgs,
+
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
 
     /// Do not print the report of stripped variables.
     #[arg(short, long)]
@@ -67,6 +73,55 @@ pub struct EnvArgs {
     /// Also strip variables whose name matches this glob, case-insensitive (repeatable).
     #[arg(long, value_name = "GLOB")]
     pub strip: Vec<String>,
+}
+
+/// How the agent is isolated (Linux); shared by `run` and `doctor`.
+#[derive(Debug, Args)]
+pub struct IsolationArgs {
+    /// `required` fails when a feature is unavailable; `best-effort` applies what it can and
+    /// says what it skipped; `off` only scrubs and supervises.
+    #[arg(long, value_enum, default_value_t = IsolationArg::Required, value_name = "LEVEL")]
+    pub isolation: IsolationArg,
+
+    /// `host` shares the host's network; `none` gives the agent loopback only.
+    #[arg(long, value_enum, default_value_t = NetArg::Host, value_name = "MODE")]
+    pub net: NetArg,
+
+    /// Also hide this file or directory from the agent (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub hide: Vec<PathBuf>,
+
+    /// Do not hide this path (or anything beneath it) from the agent (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub unhide: Vec<PathBuf>,
+
+    /// The agent may write only beneath these paths, enforced with Landlock (repeatable;
+    /// default: working directory, temp dirs, the user's cache).
+    #[arg(long, value_name = "PATH")]
+    pub fs_write: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum IsolationArg {
+    Required,
+    BestEffort,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum NetArg {
+    Host,
+    None,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -99,6 +154,9 @@ pub struct InitArgs {
     pub parent: i32,
     #[arg(long, value_parser = parse_duration)]
     pub stop_timeout: Duration,
+    /// The isolation plan, as JSON.
+    #[arg(long)]
+    pub plan: String,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 }
@@ -137,6 +195,26 @@ mod tests {
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("5d").is_err());
         assert!(parse_duration("-1s").is_err());
+    }
+
+    /// The helper's argv, as the sandbox crate writes it, parses back into the same config.
+    #[test]
+    fn init_args_round_trip() {
+        let config = frona_sandbox::supervise::InitConfig {
+            parent: 42,
+            stop_timeout: Duration::from_millis(1500),
+            plan: frona_sandbox::isolation::Plan::default(),
+            command: vec!["agent".into(), "--flag".into(), "x".into()],
+        };
+        let cli = Cli::try_parse_from(config.to_args()).unwrap();
+        let Command::Init(args) = cli.command else {
+            panic!("not __init")
+        };
+        assert_eq!(args.parent, 42);
+        assert_eq!(args.stop_timeout, Duration::from_millis(1500));
+        assert_eq!(args.command, config.command);
+        let plan: frona_sandbox::isolation::Plan = serde_json::from_str(&args.plan).unwrap();
+        assert_eq!(plan, config.plan);
     }
 
     #[test]

@@ -1,12 +1,15 @@
 //! One module per subcommand.
 
+mod doctor;
 mod env;
 mod init;
 mod run;
 
 use frona_sandbox::EnvSnapshot;
 
-use crate::cli::{Cli, Command, EnvArgs, EnvCommand, EnvModeArg};
+use crate::cli::{
+    Cli, Command, EnvArgs, EnvCommand, EnvModeArg, IsolationArg, IsolationArgs, NetArg,
+};
 use crate::failure::Failure;
 
 /// Runs the chosen subcommand and returns the process exit status.
@@ -14,6 +17,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
     match cli.command {
         Command::Run(args) => run::run(args, env),
         Command::Env(EnvCommand::Check(args)) => env::check(&args, &env),
+        Command::Doctor(args) => doctor::doctor(&args, &env),
         Command::Init(args) => init::init(args),
     }
 }
@@ -34,5 +38,37 @@ impl EnvArgs {
                 .with_hint("a pattern is a variable name with `*` or `?`, e.g. --strip 'ACME_*'")
         })?;
         Ok(options)
+    }
+}
+
+impl IsolationArgs {
+    /// The isolation options these flags describe.
+    fn options(&self) -> frona_sandbox::isolation::IsolationOptions {
+        use frona_sandbox::isolation::{IsolationMode, IsolationOptions, NetMode};
+        IsolationOptions {
+            mode: match self.isolation {
+                IsolationArg::Required => IsolationMode::Required,
+                IsolationArg::BestEffort => IsolationMode::BestEffort,
+                IsolationArg::Off => IsolationMode::Off,
+            },
+            net: match self.net {
+                NetArg::Host => NetMode::Host,
+                NetArg::None => NetMode::None,
+            },
+            hide: self.hide.clone(),
+            unhide: self.unhide.clone(),
+            fs_write: self.fs_write.clone(),
+        }
+    }
+
+    /// The plan for this machine, or the failure `--isolation required` calls for.
+    fn plan(
+        &self,
+        facts: &frona_sandbox::isolation::Facts,
+    ) -> Result<frona_sandbox::isolation::Plan, Failure> {
+        frona_sandbox::isolation::plan(&self.options(), facts).map_err(|e| {
+            Failure::from_error(&e)
+                .with_hint(format!("{}; or run with --isolation best-effort", e.hint))
+        })
     }
 }

@@ -13,8 +13,10 @@ use clap::Parser as _;
 use frona_sandbox::EnvSnapshot;
 
 fn main() -> ExitCode {
-    // Before anything else: frona is about to read credentials from its environment.
-    if let Err(err) = frona_sandbox::hardening::harden_self() {
+    // Before anything else: frona is about to read credentials from its environment. The init
+    // helper holds none and hardens itself once it has written its namespace's id maps.
+    let is_init_helper = std::env::args_os().nth(1).is_some_and(|a| a == "__init");
+    if !is_init_helper && let Err(err) = frona_sandbox::hardening::harden_self() {
         return failure::Failure::from_error(&err).report();
     }
     let env = EnvSnapshot::capture();

@@ -4,7 +4,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::support::{Running, alive, exists, frona, frona_run, wait_until};
+use crate::support::{
+    ISOLATION_MODES, Running, alive, descendants, exists, frona, frona_run, parent_of,
+    wait_for_descendants, wait_until,
+};
 
 fn status_of(agent_args: &[&str]) -> i32 {
     frona_run(&["--quiet"], agent_args)
@@ -104,79 +107,116 @@ fn agent_ignoring_sigterm_is_killed_after_the_stop_timeout() {
     );
 }
 
-fn tree_pids(running: &mut Running) -> Vec<i32> {
-    let pids: Vec<i32> = serde_json::from_str(&running.line()).unwrap();
-    assert_eq!(pids.len(), 4, "agent, child, grandchild, escaped: {pids:?}");
-    assert!(pids.iter().all(|&p| alive(p)));
-    pids
+/// Starts the `tree` agent and returns frona and every (host) pid below it once all are up:
+/// the helper(s), the agent, its child and grandchild, and one that left the session.
+fn start_tree(flags: &[&str]) -> (Running, Vec<i32>) {
+    let mut all = vec!["--quiet"];
+    all.extend_from_slice(flags);
+    let mut running = Running::start(frona_run(&all, &["tree"]));
+    let _ = running.line(); // the agent prints its own (namespace) pids once the tree is up
+    let helpers = if flags.is_empty() { 2 } else { 1 };
+    let pids = wait_for_descendants(running.pid(), helpers + 4);
+    (running, pids)
+}
+
+/// The host pid of the process running `frona-test-agent ARG` below `root`.
+fn agent_pid(root: i32, arg: &str) -> i32 {
+    descendants(root)
+        .into_iter()
+        .find(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+            args.len() >= 2 && args[0].ends_with(b"frona-test-agent") && args[1] == arg.as_bytes()
+        })
+        .expect("agent process")
 }
 
 /// `kill -9 <frona>`: the agent and its whole tree (even a process that left the session with
-/// setsid) die within a second.
+/// setsid) die within a second, isolated or not.
 #[test]
 fn killing_frona_kills_the_whole_agent_tree() {
-    let mut running = Running::start(frona_run(&["--quiet"], &["tree"]));
-    let pids = tree_pids(&mut running);
-    running.signal(Signal::SIGKILL);
-    let took = wait_until(Duration::from_secs(1), || pids.iter().all(|&p| !alive(p)));
-    let survivors: Vec<_> = pids.iter().filter(|&&p| alive(p)).collect();
-    assert!(
-        took.is_some(),
-        "still alive 1 s after frona was killed: {survivors:?}"
-    );
-    eprintln!("agent tree gone {:?} after SIGKILL to frona", took.unwrap());
-    running.finish();
+    for flags in ISOLATION_MODES {
+        let (running, pids) = start_tree(flags);
+        running.signal(Signal::SIGKILL);
+        let took = wait_until(Duration::from_secs(1), || pids.iter().all(|&p| !alive(p)));
+        let survivors: Vec<_> = pids.iter().filter(|&&p| alive(p)).collect();
+        assert!(
+            took.is_some(),
+            "{flags:?}: still alive 1 s after frona was killed: {survivors:?}"
+        );
+        eprintln!(
+            "{flags:?}: agent tree gone {:?} after SIGKILL to frona",
+            took.unwrap()
+        );
+        running.finish();
+    }
 }
 
 /// When the agent exits (here: killed from outside), whatever it left running is stopped
 /// before frona exits.
 #[test]
 fn leftovers_are_stopped_when_the_agent_exits() {
-    let mut running = Running::start(frona_run(&["--quiet"], &["tree"]));
-    let pids = tree_pids(&mut running);
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pids[3]), Signal::SIGKILL).unwrap();
-    let (code, _) = running.finish();
-    assert_eq!(code, 137);
-    assert!(pids.iter().all(|&p| !alive(p)), "leftovers survived frona");
+    for flags in ISOLATION_MODES {
+        let (running, pids) = start_tree(flags);
+        let agent = agent_pid(running.pid(), "tree");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(agent), Signal::SIGKILL).unwrap();
+        let (code, _) = running.finish();
+        assert_eq!(code, 137, "{flags:?}");
+        assert!(
+            pids.iter().all(|&p| !alive(p)),
+            "{flags:?}: leftovers survived frona"
+        );
+    }
 }
 
 /// An orphaned grandchild is re-parented to frona's init and reaped: no zombie remains while
 /// the agent keeps running.
 #[test]
 fn orphaned_grandchildren_are_reaped() {
-    let mut running = Running::start(frona_run(&["--quiet"], &["orphan", "200", "3000"]));
-    let orphan: i32 = running.line().parse().unwrap();
-    let reaped = wait_until(Duration::from_secs(2), || !exists(orphan));
-    assert!(reaped.is_some(), "orphan {orphan} left as a zombie");
-    assert!(
-        running.child.try_wait().unwrap().is_none(),
-        "frona still running"
-    );
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().0, 143);
+    for flags in ISOLATION_MODES {
+        let mut all = vec!["--quiet"];
+        all.extend_from_slice(flags);
+        let mut running = Running::start(frona_run(&all, &["orphan", "200", "3000"]));
+        let _orphan_in_namespace = running.line();
+        std::thread::sleep(Duration::from_millis(600));
+        let zombies: Vec<i32> = descendants(running.pid())
+            .into_iter()
+            .filter(|&p| exists(p) && !alive(p))
+            .collect();
+        assert!(zombies.is_empty(), "{flags:?}: zombies left: {zombies:?}");
+        assert!(
+            running.child.try_wait().unwrap().is_none(),
+            "frona still running"
+        );
+        running.signal(Signal::SIGTERM);
+        assert_eq!(running.finish().0, 143);
+    }
 }
 
-/// frona's own process tree: frona -> init helper -> agent, nothing more.
+/// frona's own process tree: frona -> helper -> (PID 1 of the sandbox) -> agent.
 #[test]
 fn agent_runs_under_the_init_helper() {
-    let mut running = Running::start(frona_run(&["--quiet"], &["tree"]));
-    let pids = tree_pids(&mut running);
-    let parent_of = |pid: i32| -> i32 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        stat.rsplit_once(')')
-            .unwrap()
-            .1
-            .split_whitespace()
-            .nth(1)
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
-    let agent = *pids.last().unwrap();
-    let helper = parent_of(agent);
-    assert_eq!(parent_of(helper), running.pid());
-    let cmdline = std::fs::read(format!("/proc/{helper}/cmdline")).unwrap();
-    assert!(String::from_utf8_lossy(&cmdline).contains("__init"));
-    running.signal(Signal::SIGTERM);
-    assert_eq!(running.finish().0, 143);
+    for flags in ISOLATION_MODES {
+        let (running, _) = start_tree(flags);
+        let agent = agent_pid(running.pid(), "tree");
+        let mut chain = vec![agent];
+        while let Some(parent) = parent_of(*chain.last().unwrap()) {
+            if parent == running.pid() {
+                break;
+            }
+            chain.push(parent);
+        }
+        let helpers = &chain[1..];
+        assert_eq!(
+            helpers.len(),
+            if flags.is_empty() { 2 } else { 1 },
+            "{flags:?}: {chain:?}"
+        );
+        for helper in helpers {
+            let comm = std::fs::read_to_string(format!("/proc/{helper}/comm")).unwrap();
+            assert_eq!(comm.trim(), "frona-init");
+        }
+        running.signal(Signal::SIGTERM);
+        assert_eq!(running.finish().0, 143);
+    }
 }

@@ -136,3 +136,52 @@ pub fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> Option<Dur
     }
     cond().then(|| start.elapsed())
 }
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat`.
+pub fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Every descendant of `root` (host pids), parents first.
+pub fn descendants(root: i32) -> Vec<i32> {
+    let all: Vec<(i32, i32)> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, parent_of(pid)?)))
+        .collect();
+    let mut found = vec![root];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(all.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
+/// Waits until `root` has at least `count` live descendants and returns them.
+pub fn wait_for_descendants(root: i32, count: usize) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let seen = wait_until(Duration::from_secs(10), || {
+        pids = descendants(root)
+            .into_iter()
+            .filter(|&p| alive(p))
+            .collect();
+        pids.len() >= count
+    });
+    assert!(
+        seen.is_some(),
+        "expected {count} descendants of {root}, saw {pids:?}"
+    );
+    pids
+}
+
+/// The isolation flag sets every supervision test runs under.
+pub const ISOLATION_MODES: &[&[&str]] = &[&[], &["--isolation", "off"]];

@@ -7,9 +7,13 @@ use crate::cli::InitArgs;
 use crate::failure::Failure;
 
 pub fn init(args: InitArgs) -> Result<i32, Failure> {
+    let plan = serde_json::from_str(&args.plan).map_err(|e| {
+        Failure::from_error(&e).with_hint("`frona __init` is started by `frona run`, not by hand")
+    })?;
     let config = InitConfig {
         parent: args.parent,
         stop_timeout: args.stop_timeout,
+        plan,
         command: args.command,
     };
     run_init(&config).map_err(|err| {
@@ -21,6 +25,7 @@ pub fn init(args: InitArgs) -> Result<i32, Failure> {
             SuperviseError::CannotExecute { .. } => {
                 failure.with_hint("check that the file is an executable program and has its execute bit set")
             }
+            SuperviseError::Isolation(e) => failure.with_hint(e.hint()),
             _ => failure,
         }
     })

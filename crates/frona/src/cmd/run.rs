@@ -1,11 +1,10 @@
-//! `frona run`: scrub the environment, then start and supervise the agent.
-
-use std::process::Command;
+//! `frona run`: scrub the environment, plan the isolation, then start and supervise the agent.
 
 use frona_sandbox::EnvSnapshot;
 use frona_sandbox::environ::wipe_process_environ;
+use frona_sandbox::isolation::Facts;
 use frona_sandbox::scrub::scrub;
-use frona_sandbox::supervise::{SuperviseError, supervise_init};
+use frona_sandbox::supervise::{InitConfig, SuperviseError, supervise_init};
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
@@ -16,31 +15,32 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left.
     wipe_process_environ(report.stripped().map(|(name, _)| name));
+    let plan = args.isolation.plan(&Facts::gather(&env))?;
     drop(env);
-    if !args.quiet
-        && let Some(line) = report.summary_line()
-    {
-        eprintln!("{line}");
+    if !args.quiet {
+        if let Some(line) = report.summary_line() {
+            eprintln!("{line}");
+        }
+        for skipped in &plan.skipped {
+            eprintln!(
+                "frona: isolation: skipped {}: {}",
+                skipped.feature, skipped.reason
+            );
+        }
     }
-
-    let mut init = Command::new(self_exe());
-    init.arg("__init")
-        .arg("--parent")
-        .arg(std::process::id().to_string())
-        .arg("--stop-timeout")
-        .arg(format!("{}ms", args.stop_timeout.as_millis()))
-        .arg("--")
-        .args(&args.command)
-        .env_clear()
-        .envs(agent_env);
-    set_arg0(&mut init);
-    supervise_init(init).map_err(|e| failure(&e))
+    let config = InitConfig {
+        parent: std::process::id() as i32,
+        stop_timeout: args.stop_timeout,
+        plan,
+        command: args.command,
+    };
+    supervise_init(&self_exe(), &agent_env, &config).map_err(|e| failure(&e))
 }
 
 fn failure(err: &SuperviseError) -> Failure {
     let failure = Failure::from_error(err).with_code(err.exit_code());
     match err {
-        SuperviseError::Spawn { .. } => failure.with_hint("frona re-executes itself to supervise the agent; check that its binary is still in place"),
+        SuperviseError::Isolation(e) => failure.with_hint(e.hint()),
         _ => failure,
     }
 }
@@ -52,9 +52,4 @@ fn self_exe() -> std::path::PathBuf {
     } else {
         std::env::current_exe().unwrap_or_else(|_| "frona".into())
     }
-}
-
-fn set_arg0(cmd: &mut Command) {
-    use std::os::unix::process::CommandExt as _;
-    cmd.arg0("frona");
 }

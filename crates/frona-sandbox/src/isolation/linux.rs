@@ -1,0 +1,58 @@
+//! Applying a [`Plan`] on Linux.
+//!
+//! - [`enter_namespaces`]: the init helper (a fresh, single-threaded `exec` of frona) unshares
+//!   the namespaces; its next child is PID 1 of the new pid namespace.
+//! - [`apply_in_init`]: that PID 1, root of the user namespace, prepares the mount namespace
+//!   (fresh `/proc`, masks over credential paths) and loopback.
+//! - [`apply_in_agent`]: between `fork` and `exec` of the agent (in the single-threaded helper):
+//!   a nested user namespace that maps the caller back to their own uid, capabilities emptied,
+//!   no_new_privs, Landlock, and the seccomp filter last.
+
+mod agent;
+mod mounts;
+mod namespaces;
+
+pub use agent::apply_in_agent;
+pub use mounts::apply_in_init;
+pub use namespaces::enter_namespaces;
+
+use std::io;
+use std::path::PathBuf;
+
+/// What could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    #[error("cannot create the agent's namespaces ({step})")]
+    Namespaces {
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot make the agent's mounts private")]
+    Propagation(#[source] io::Error),
+    #[error("cannot mount a fresh /proc for the agent")]
+    Proc(#[source] io::Error),
+    #[error("cannot hide `{}`", path.display())]
+    Hide {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot bring up loopback in the agent's network namespace")]
+    Loopback(#[source] io::Error),
+}
+
+impl IsolationError {
+    /// What the user can do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            IsolationError::Namespaces { .. } => {
+                "run `frona doctor` to see what this kernel allows, or use --isolation best-effort"
+            }
+            IsolationError::Proc(_) => {
+                "/proc is partly masked here (a container?); use --isolation best-effort, or run frona outside the container"
+            }
+            _ => "use --isolation best-effort to run with what this system allows",
+        }
+    }
+}

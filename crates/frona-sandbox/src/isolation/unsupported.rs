@@ -1,0 +1,34 @@
+//! Outside Linux there is nothing to isolate with: the plan is always empty (see
+//! [`super::probe`]), and `frona doctor` says so.
+
+use std::io;
+
+use crate::isolation::{Namespaces, Plan, SeccompProgram};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IsolationError {
+    #[error("isolation is only available on Linux")]
+    Unsupported,
+}
+
+impl IsolationError {
+    pub fn hint(&self) -> &'static str {
+        "use --isolation off on this platform"
+    }
+}
+
+pub fn enter_namespaces(ns: &Namespaces) -> Result<(), IsolationError> {
+    if *ns == Namespaces::default() {
+        Ok(())
+    } else {
+        Err(IsolationError::Unsupported)
+    }
+}
+
+pub fn apply_in_init(_plan: &Plan) -> Result<(), IsolationError> {
+    Ok(())
+}
+
+pub fn apply_in_agent(_plan: &Plan, _seccomp_program: &SeccompProgram) -> io::Result<()> {
+    Ok(())
+}
