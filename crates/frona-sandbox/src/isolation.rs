@@ -244,6 +244,13 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
         ..Plan::default()
     };
     if options.mode == IsolationMode::Off {
+        if options.net == NetMode::None {
+            return Err(Unavailable {
+                feature: "--net none".into(),
+                reason: "it needs a network namespace, and --isolation off creates none".into(),
+                hint: "drop --isolation off".into(),
+            });
+        }
         return Ok(plan);
     }
     let kernel = &facts.kernel;
@@ -503,6 +510,11 @@ mod tests {
             ..IsolationOptions::default()
         };
         assert!(plan(&off, &facts(1000)).unwrap().is_empty());
+        let off_none = IsolationOptions {
+            net: NetMode::None,
+            ..off
+        };
+        assert!(plan(&off_none, &facts(1000)).is_err());
         let none = IsolationOptions {
             net: NetMode::None,
             ..IsolationOptions::default()

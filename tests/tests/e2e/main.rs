@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
 mod run_env;
+#[cfg(target_os = "linux")]
+mod run_isolation;
 mod run_supervise;
 mod run_tty;
 mod support;

@@ -154,3 +154,16 @@ fn ctrl_z_suspends_and_fg_resumes() {
     assert_eq!(out.matches("got SIGINT").count(), 1, "{out}");
     pty.send(b"exit\n");
 }
+
+/// Runs `cmd` as the session leader of a pseudo-terminal until it exits; returns the output.
+pub fn in_pty(cmd: &mut Command) -> String {
+    let mut replacement = Command::new(cmd.get_program());
+    replacement.args(cmd.get_args());
+    replacement
+        .env_clear()
+        .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    let mut pty = Pty::spawn(replacement);
+    let _ = pty.child.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    pty.output()
+}

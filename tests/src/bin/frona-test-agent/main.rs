@@ -6,6 +6,8 @@
 // Leaving processes behind is what several of these commands are for.
 #![allow(clippy::zombie_processes)]
 
+mod attacks;
+
 use std::io::Write as _;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -194,6 +196,31 @@ fn main() {
                 .spawn()
                 .unwrap();
             say(&orphan.id().to_string());
+        }
+        // Tries one attack; prints `blocked: …` and exits 0, or `SUCCEEDED: …` and exits 1.
+        "attack" => match attacks::run(&arg(1), &args[2.min(args.len())..]) {
+            Ok(detail) => say(&format!("blocked: {detail}")),
+            Err(detail) => {
+                say(&format!("SUCCEEDED: {detail}"));
+                std::process::exit(1);
+            }
+        },
+        // Network: the interfaces this process sees, and whether loopback TCP works.
+        "net" => {
+            let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+            let mut names: Vec<String> = dev
+                .lines()
+                .skip(2)
+                .filter_map(|l| Some(l.split(':').next()?.trim().to_owned()))
+                .collect();
+            names.sort();
+            let loopback = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| std::net::TcpStream::connect(l.local_addr()?))
+                .is_ok();
+            say(&format!(
+                "interfaces={} loopback={loopback}",
+                names.join(",")
+            ));
         }
         other => {
             eprintln!("frona-test-agent: unknown command `{other}`");
