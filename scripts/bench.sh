@@ -8,24 +8,41 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs="${RUNS:-300}"
-if ! command -v hyperfine >/dev/null; then
+missing=()
+command -v hyperfine >/dev/null || missing+=(hyperfine)
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq hyperfine
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
   else
-    echo "scripts/bench.sh: needs hyperfine (apt-get install hyperfine)" >&2
+    echo "scripts/bench.sh: needs ${missing[*]} (apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi
 
+frona="$(scripts/build-release.sh)"
 cargo build --release --locked -p frona
-frona="$PWD/target/release/frona"
+frona_dynamic="$PWD/target/release/frona"
 out="target/bench"
 mkdir -p "$out"
 true_bin=/bin/true
 
-# Names in the table and the command each one times.
-names=("env -i true" "frona run -- true")
-cmds=("env -i $true_bin" "$frona run --quiet -- $true_bin")
+# Names in the table and the command each one times. The first is the baseline.
+# Column 3 (bwrap) is the peer for the ratio column.
+names=(
+  "env -i /bin/true"
+  "frona run --isolation off -- /bin/true"
+  "bwrap --unshare-all --die-with-parent --ro-bind / / /bin/true"
+  "frona run -- /bin/true (default isolation)"
+  "same, dynamically linked cargo build"
+)
+cmds=(
+  "env -i $true_bin"
+  "$frona run --quiet --isolation off -- $true_bin"
+  "bwrap --unshare-all --die-with-parent --ro-bind / / $true_bin"
+  "$frona run --quiet -- $true_bin"
+  "$frona_dynamic run --quiet -- $true_bin"
+)
 
 hyperfine --shell=none --warmup 30 --runs "$runs" --export-json "$out/run.json" \
   "${cmds[@]}" >&2
@@ -35,39 +52,61 @@ import json, statistics, sys
 data = json.load(open(sys.argv[1]))["results"]
 names = sys.argv[2:]
 base = statistics.median(data[0]["times"])
-print("| command | median | p95 | vs `env -i` |")
-print("|---|---|---|---|")
-for name, r in zip(names, data):
+meds = [statistics.median(r["times"]) for r in data]
+print("| command | median | p95 | vs `env -i` | vs bwrap |")
+print("|---|---|---|---|---|")
+for name, r, med in zip(names, data, meds):
     t = sorted(r["times"])
-    med = statistics.median(t)
     p95 = t[int(len(t) * 0.95) - 1]
-    print(f"| `{name}` | {med*1e3:.2f} ms | {p95*1e3:.2f} ms | {med/base:.2f}x (+{(med-base)*1e3:.2f} ms) |")
+    print(f"| `{name}` | {med*1e3:.2f} ms | {p95*1e3:.2f} ms | {med/base:.2f}x (+{(med-base)*1e3:.2f} ms) | {med/meds[2]:.2f}x |")
 PY
 
-# Parent death: time from SIGKILL to frona until the agent's whole tree is gone.
+# Parent death: time from SIGKILL to frona until the agent's whole tree is gone, with and
+# without isolation. The tree is found from the host's /proc (pids inside differ).
 python3 - "$frona" <<'PY'
 import os, signal, statistics, subprocess, sys, time
 frona = sys.argv[1]
-def alive(pid):
+def state(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
-times = []
-for _ in range(30):
-    p = subprocess.Popen([frona, "run", "--quiet", "--", "sh", "-c", "sleep 60 & sleep 60 & echo $$; wait"],
-                         stdout=subprocess.PIPE, text=True)
-    agent = int(p.stdout.readline())
-    tree = [agent] + [int(c) for c in open(f"/proc/{agent}/task/{agent}/children").read().split()]
-    start = time.perf_counter()
-    os.kill(p.pid, signal.SIGKILL)
-    while any(alive(t) for t in tree):
-        time.sleep(0.0002)
-    times.append(time.perf_counter() - start)
-    p.wait()
+            rest = f.read().rsplit(")", 1)[1].split()
+            return rest[0], int(rest[1])
+    except (OSError, IndexError, ValueError):
+        return None, None
+def alive(pid):
+    s, _ = state(pid)
+    return s not in (None, "Z", "X")
+def descendants(root):
+    parents = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            _, ppid = state(int(name))
+            if ppid is not None:
+                parents[int(name)] = ppid
+    found, i = [root], 0
+    while i < len(found):
+        found += [p for p, pp in parents.items() if pp == found[i]]
+        i += 1
+    return found[1:]
 print()
-print("| scenario | median | max |")
+print("| scenario (30 runs) | median | max |")
 print("|---|---|---|")
-print(f"| `kill -9 frona` until agent tree (3 processes) gone, 30 runs | {statistics.median(times)*1e3:.2f} ms | {max(times)*1e3:.2f} ms |")
+for label, flags, helpers in (("default isolation", [], 2), ("--isolation off", ["--isolation", "off"], 1)):
+    times = []
+    for _ in range(30):
+        p = subprocess.Popen([frona, "run", "--quiet", *flags, "--", "sh", "-c", "sleep 60 & sleep 60 & wait"])
+        deadline = time.time() + 5
+        while len(tree := [t for t in descendants(p.pid) if alive(t)]) < helpers + 3:
+            if time.time() > deadline:
+                sys.exit(f"tree did not start: {tree}")
+            time.sleep(0.005)
+        start = time.perf_counter()
+        os.kill(p.pid, signal.SIGKILL)
+        while any(alive(t) for t in tree):
+            if time.perf_counter() - start > 5:
+                sys.exit(f"tree survived frona: {tree}")
+            time.sleep(0.0002)
+        times.append(time.perf_counter() - start)
+        p.wait()
+    print(f"| `kill -9 frona` until the agent tree ({len(tree)} processes) is gone, {label} | {statistics.median(times)*1e3:.2f} ms | {max(times)*1e3:.2f} ms |")
 PY
