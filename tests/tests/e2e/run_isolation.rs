@@ -35,11 +35,15 @@ const CREDENTIAL_FILES: &[&str] = &[
 ];
 
 impl FakeHome {
+    /// In cargo's per-target temp dir: world-traversable, so an unprivileged agent could read
+    /// the files but for the masks.
     fn new(name: &str) -> Self {
+        Self::new_in(Path::new(env!("CARGO_TARGET_TMPDIR")), name)
+    }
+
+    fn new_in(parent: &Path, name: &str) -> Self {
         use std::os::unix::fs::PermissionsExt as _;
-        // Not under /tmp or the working directory, which the agent may write by default.
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("frona-home-{name}-{}", std::process::id()));
+        let dir = parent.join(format!("frona-home-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         for rel in CREDENTIAL_FILES {
             let path = dir.join(rel);
@@ -282,9 +286,34 @@ fn terminal_injection_is_refused() {
     );
 }
 
+/// A directory outside everything the agent may write by default (temp dirs, the working
+/// directory), to stand in for `$HOME`; `None` when this checkout offers none.
+fn outside_default_writable() -> Option<PathBuf> {
+    let cwd = std::env::current_dir().ok()?;
+    let writable = [
+        Path::new("/tmp"),
+        Path::new("/var/tmp"),
+        Path::new("/dev/shm"),
+        &cwd,
+    ];
+    [
+        Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR"))),
+        std::env::var_os("HOME").map(PathBuf::from),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|dir| !writable.iter().any(|w| dir.starts_with(w)))
+}
+
 #[test]
 fn landlock_limits_writes() {
-    let home = FakeHome::new("landlock");
+    let Some(parent) = outside_default_writable() else {
+        eprintln!(
+            "SKIPPED landlock_limits_writes: no directory outside /tmp and the working directory"
+        );
+        return;
+    };
+    let home = FakeHome::new_in(&parent, "landlock");
     let allowed = home.dir.join("allowed");
     std::fs::create_dir_all(&allowed).unwrap();
     let inside = allowed.join("out.txt").display().to_string();
