@@ -6,19 +6,14 @@
 #   RUNS=500 scripts/bench.sh   # more runs per command
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 runs="${RUNS:-300}"
 missing=()
 command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
-if ((${#missing[@]})); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
-  else
-    echo "scripts/bench.sh: needs ${missing[*]} (apt-get install ${missing[*]})" >&2
-    exit 1
-  fi
-fi
+install_debian_packages scripts/bench.sh "${missing[@]}"
 
 frona="$(scripts/build-release.sh)"
 cargo build --release --locked -p frona

@@ -3,6 +3,8 @@
 # Installs what the tests need first (nothing beyond the Rust toolchain and util-linux yet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source scripts/lib.sh
 
 # What the end-to-end tests run: `setpriv` (util-linux) to run frona as an unprivileged user,
 # bash for the job-control test, and the real programs the isolation must not break (sh,
@@ -15,14 +17,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v git >/dev/null || need+=(git)
 command -v cc >/dev/null || need+=(gcc)
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
-if ((${#need[@]})); then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq "${need[@]}"
-  else
-    echo "scripts/test.sh: missing ${need[*]}; install them and re-run" >&2
-    exit 1
-  fi
-fi
+install_debian_packages scripts/test.sh "${need[@]}"
 
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo fmt --all -- --check

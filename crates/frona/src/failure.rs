@@ -25,14 +25,7 @@ impl Failure {
 
     /// The error and every `source()` below it, joined with `: `.
     pub fn from_error(err: &dyn Error) -> Self {
-        let mut message = err.to_string();
-        let mut source = err.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        Self::new(EXIT_FRONA_ERROR, message)
+        Self::new(EXIT_FRONA_ERROR, frona_sandbox::error_chain(err))
     }
 
     pub fn with_code(mut self, code: i32) -> Self {
