@@ -1,0 +1,191 @@
+//! Where frona's secrets come from.
+//!
+//! - [`Backend`]: one async trait, one module per store: [`local`] (embedded, always there),
+//!   and behind cargo features `vault`, `aws`, `gcp`, `azure`, `onepassword`, `infisical`.
+//! - [`registry`]: credential names → backend references (never values), with scopes.
+//! - [`cache`]: fetched values with a TTL, zeroized on eviction.
+//! - [`Secret`]: the only type a value lives in.
+
+pub mod cache;
+pub mod error;
+pub mod local;
+pub mod registry;
+pub mod secret;
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use error::BackendError;
+pub use secret::Secret;
+
+/// The secret stores frona knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    Local,
+    Vault,
+    Aws,
+    Gcp,
+    Azure,
+    #[serde(rename = "onepassword")]
+    OnePassword,
+    Infisical,
+}
+
+impl BackendKind {
+    pub const ALL: [BackendKind; 7] = [
+        BackendKind::Local,
+        BackendKind::Vault,
+        BackendKind::Aws,
+        BackendKind::Gcp,
+        BackendKind::Azure,
+        BackendKind::OnePassword,
+        BackendKind::Infisical,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Vault => "vault",
+            BackendKind::Aws => "aws",
+            BackendKind::Gcp => "gcp",
+            BackendKind::Azure => "azure",
+            BackendKind::OnePassword => "onepassword",
+            BackendKind::Infisical => "infisical",
+        }
+    }
+}
+
+impl fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackendKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        BackendKind::ALL
+            .into_iter()
+            .find(|k| k.name() == text)
+            .ok_or_else(|| format!("unknown backend `{text}` (local, vault, aws, gcp, azure, onepassword, infisical)"))
+    }
+}
+
+/// What to fetch: the backend's path for the secret, and optionally one field and a version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretRef<'a> {
+    pub path: &'a str,
+    pub field: Option<&'a str>,
+    pub version: Option<&'a str>,
+}
+
+impl<'a> From<&'a registry::Credential> for SecretRef<'a> {
+    fn from(c: &'a registry::Credential) -> Self {
+        Self {
+            path: &c.path,
+            field: c.field.as_deref(),
+            version: c.version.as_deref(),
+        }
+    }
+}
+
+/// What `rotate` did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Rotated {
+    /// The backend's new version identifier, when it has one.
+    pub version: Option<String>,
+}
+
+/// One secret store.
+#[async_trait::async_trait]
+pub trait Backend: Send + Sync + fmt::Debug {
+    fn kind(&self) -> BackendKind;
+
+    /// The secret's current value (or the pinned version, or one field of it).
+    async fn fetch(&self, secret: &SecretRef<'_>) -> Result<Secret, BackendError>;
+
+    /// Rotates the secret in the backend: with `new_value` where the backend stores what it is
+    /// given (local, Vault KV), without where the backend rotates itself (AWS).
+    async fn rotate(
+        &self,
+        secret: &SecretRef<'_>,
+        new_value: Option<&Secret>,
+    ) -> Result<Rotated, BackendError> {
+        let _ = (secret, new_value);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "rotate",
+        })
+    }
+
+    /// Really talks to the backend (authenticated where it can) to prove it is usable.
+    async fn health(&self) -> Result<(), BackendError>;
+}
+
+/// Takes one field out of a JSON object secret (`{"user": "…", "password": "…"}`).
+pub fn json_field(
+    backend: &'static str,
+    path: &str,
+    value: &Secret,
+    field: &str,
+) -> Result<Secret, BackendError> {
+    let doc: serde_json::Value =
+        serde_json::from_slice(value.expose()).map_err(|_| BackendError::Protocol {
+            backend,
+            path: path.into(),
+            detail: format!("field `{field}` asked for, but the value is not a JSON object"),
+        })?;
+    match doc.get(field) {
+        Some(serde_json::Value::String(s)) => Ok(Secret::from_string(s.clone())),
+        Some(other) => Ok(Secret::from_string(other.to_string())),
+        None => Err(BackendError::MissingField {
+            backend,
+            path: path.into(),
+            field: field.into(),
+        }),
+    }
+}
+
+/// The embedded store as a [`Backend`]: the path is the secret's name.
+#[derive(Debug)]
+pub struct LocalBackend {
+    pub store: local::LocalStore,
+}
+
+#[async_trait::async_trait]
+impl Backend for LocalBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Local
+    }
+
+    async fn fetch(&self, secret: &SecretRef<'_>) -> Result<Secret, BackendError> {
+        let value = self.store.get(secret.path)?;
+        match secret.field {
+            Some(field) => json_field("local", secret.path, &value, field),
+            None => Ok(value),
+        }
+    }
+
+    async fn rotate(
+        &self,
+        secret: &SecretRef<'_>,
+        new_value: Option<&Secret>,
+    ) -> Result<Rotated, BackendError> {
+        let value = new_value.ok_or(BackendError::Invalid {
+            backend: "local",
+            detail: "the local store cannot invent a value; give the new one on stdin".into(),
+        })?;
+        let version = self.store.set(secret.path, value)?;
+        Ok(Rotated {
+            version: Some(version.to_string()),
+        })
+    }
+
+    async fn health(&self) -> Result<(), BackendError> {
+        self.store.list()?;
+        Ok(())
+    }
+}

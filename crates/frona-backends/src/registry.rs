@@ -1,0 +1,428 @@
+//! The credential registry: which secret (backend + path + field) a credential name refers to,
+//! for which scope, and how a tool receives it. References only, never values.
+//!
+//! One YAML file (`$XDG_CONFIG_HOME/frona/credentials.yaml`), changed under an exclusive
+//! `flock` and replaced atomically, so concurrent `frona credential register` runs lose nothing.
+//! When names collide, the narrowest scope wins: `agent:NAME` over `project:DIR` (the nearest
+//! enclosing directory) over `global`.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BackendKind;
+
+/// Where a credential applies.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    Global,
+    /// A project directory (absolute) and everything beneath it.
+    Project(PathBuf),
+    /// One agent, by the id given to `frona run --agent`.
+    Agent(String),
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Scope::Global => f.write_str("global"),
+            Scope::Project(dir) => write!(f, "project:{}", dir.display()),
+            Scope::Agent(name) => write!(f, "agent:{name}"),
+        }
+    }
+}
+
+impl FromStr for Scope {
+    type Err = RegistryError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.split_once(':') {
+            None if text == "global" => Ok(Scope::Global),
+            Some(("project", dir)) if Path::new(dir).is_absolute() => {
+                Ok(Scope::Project(dir.into()))
+            }
+            Some(("agent", name)) if valid_name(name) => Ok(Scope::Agent(name.into())),
+            _ => Err(RegistryError::Invalid(format!(
+                "scope `{text}` is not `global`, `project:/absolute/dir` or `agent:NAME`"
+            ))),
+        }
+    }
+}
+
+impl Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Scope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Default for Scope {
+    fn default() -> Self {
+        Scope::Global
+    }
+}
+
+/// How the credential is used.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CredentialKind {
+    /// A stored value, handed out as is (within a grant).
+    #[default]
+    Static,
+    /// Issued per use by the backend (Vault child token or lease, AWS STS session).
+    Dynamic,
+    /// An RFC 6238 seed; tools receive the current code.
+    Totp,
+}
+
+/// One registered credential.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credential {
+    pub name: String,
+    pub backend: BackendKind,
+    /// The backend's own path or name for the secret.
+    pub path: String,
+    /// One field of a structured secret (KV v2 key, JSON key, 1Password field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// A pinned version (default: the latest).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The environment variable a tool receives the value in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    #[serde(default)]
+    pub scope: Scope,
+    #[serde(default)]
+    pub kind: CredentialKind,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    credentials: Vec<Credential>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("invalid credential: {0}")]
+    Invalid(String),
+    #[error("cannot use the registry `{}`", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the registry `{}` is not valid YAML: {detail}", path.display())]
+    Parse { path: PathBuf, detail: String },
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+fn valid_env(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && bytes.all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
+impl Credential {
+    /// Checks the fields a typo would break.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        if !valid_name(&self.name) {
+            return Err(RegistryError::Invalid(format!(
+                "name `{}` must be letters, digits, `.`, `_` or `-`",
+                self.name
+            )));
+        }
+        if self.path.trim().is_empty() {
+            return Err(RegistryError::Invalid("the path is empty".into()));
+        }
+        if let Some(env) = &self.env
+            && !valid_env(env)
+        {
+            return Err(RegistryError::Invalid(format!(
+                "`{env}` is not an environment variable name (A-Z, 0-9, _)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// How specific the scope is for a lookup from `agent` in `cwd`: higher wins, `None` when
+    /// the credential does not apply there.
+    fn specificity(&self, agent: Option<&str>, cwd: &Path) -> Option<usize> {
+        match &self.scope {
+            Scope::Agent(name) => (Some(name.as_str()) == agent).then_some(usize::MAX),
+            Scope::Project(dir) => cwd.starts_with(dir).then(|| 1 + dir.components().count()),
+            Scope::Global => Some(0),
+        }
+    }
+}
+
+/// The registry file.
+#[derive(Clone, Debug)]
+pub struct Registry {
+    path: PathBuf,
+}
+
+impl Registry {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn io(&self) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
+        |source| RegistryError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn read(&self) -> Result<RegistryFile, RegistryError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(text) if text.trim().is_empty() => Ok(RegistryFile::default()),
+            Ok(text) => serde_norway::from_str(&text).map_err(|e| RegistryError::Parse {
+                path: self.path.clone(),
+                detail: e.to_string(),
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(RegistryFile::default()),
+            Err(e) => Err(self.io()(e)),
+        }
+    }
+
+    /// Every registered credential, in file order.
+    pub fn list(&self) -> Result<Vec<Credential>, RegistryError> {
+        Ok(self.read()?.credentials)
+    }
+
+    /// The credential `name` as seen by `agent` working in `cwd`, narrowest scope first.
+    pub fn resolve(
+        &self,
+        name: &str,
+        agent: Option<&str>,
+        cwd: &Path,
+    ) -> Result<Option<Credential>, RegistryError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|c| c.name == name)
+            .filter_map(|c| Some((c.specificity(agent, cwd)?, c)))
+            .max_by_key(|(rank, _)| *rank)
+            .map(|(_, c)| c))
+    }
+
+    /// Adds `credential`, replacing one with the same name and scope. Returns whether it
+    /// replaced one.
+    pub fn register(&self, credential: Credential) -> Result<bool, RegistryError> {
+        credential.validate()?;
+        self.update(|file| {
+            let existing = file
+                .credentials
+                .iter_mut()
+                .find(|c| c.name == credential.name && c.scope == credential.scope);
+            Ok(match existing {
+                Some(slot) => {
+                    *slot = credential;
+                    true
+                }
+                None => {
+                    file.credentials.push(credential);
+                    false
+                }
+            })
+        })
+    }
+
+    /// Removes `name` (in `scope`, or in every scope); returns how many entries went.
+    pub fn remove(&self, name: &str, scope: Option<&Scope>) -> Result<usize, RegistryError> {
+        self.update(|file| {
+            let before = file.credentials.len();
+            file.credentials
+                .retain(|c| !(c.name == name && scope.is_none_or(|s| *s == c.scope)));
+            Ok(before - file.credentials.len())
+        })
+    }
+
+    fn update<T>(
+        &self,
+        change: impl FnOnce(&mut RegistryFile) -> Result<T, RegistryError>,
+    ) -> Result<T, RegistryError> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(self.io())?;
+        let lock_path = self.path.with_extension("lock");
+        let lock = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(self.io())?;
+        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| self.io()(e.into()))?;
+        let mut file = self.read()?;
+        let result = change(&mut file)?;
+        let text = serde_norway::to_string(&file).map_err(|e| RegistryError::Parse {
+            path: self.path.clone(),
+            detail: e.to_string(),
+        })?;
+        let body =
+            format!("# frona credential registry: references to secrets, never values.\n{text}");
+        let tmp = dir.join(format!(".credentials.tmp-{}", std::process::id()));
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(self.io())?;
+        out.write_all(body.as_bytes())
+            .and_then(|()| out.sync_all())
+            .map_err(self.io())?;
+        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(self.io())?;
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cred(name: &str, scope: Scope, path: &str) -> Credential {
+        Credential {
+            name: name.into(),
+            backend: BackendKind::Vault,
+            path: path.into(),
+            field: Some("value".into()),
+            version: None,
+            env: Some("STRIPE_API_KEY".into()),
+            scope,
+            kind: CredentialKind::Static,
+        }
+    }
+
+    fn registry(name: &str) -> (Registry, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("frona-registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        (Registry::new(dir.join("credentials.yaml")), dir)
+    }
+
+    #[test]
+    fn register_list_replace_remove() {
+        let (reg, dir) = registry("crud");
+        assert!(
+            !reg.register(cred("stripe-key", Scope::Global, "secret/data/stripe"))
+                .unwrap()
+        );
+        assert!(
+            reg.register(cred("stripe-key", Scope::Global, "secret/data/stripe2"))
+                .unwrap()
+        );
+        assert!(
+            !reg.register(cred(
+                "stripe-key",
+                Scope::Agent("ci".into()),
+                "secret/data/ci"
+            ))
+            .unwrap()
+        );
+        let all = reg.list().unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].path, "secret/data/stripe2");
+        let text = std::fs::read_to_string(reg.path()).unwrap();
+        assert!(text.contains("scope: agent:ci"), "{text}");
+        assert_eq!(reg.remove("stripe-key", Some(&Scope::Global)).unwrap(), 1);
+        assert_eq!(reg.remove("stripe-key", None).unwrap(), 1);
+        assert!(reg.list().unwrap().is_empty());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn narrowest_scope_wins() {
+        let (reg, dir) = registry("scopes");
+        reg.register(cred("k", Scope::Global, "global")).unwrap();
+        reg.register(cred("k", Scope::Project("/src".into()), "project"))
+            .unwrap();
+        reg.register(cred("k", Scope::Project("/src/app".into()), "nested"))
+            .unwrap();
+        reg.register(cred("k", Scope::Agent("bot".into()), "agent"))
+            .unwrap();
+        let at = |agent: Option<&str>, cwd: &str| {
+            reg.resolve("k", agent, Path::new(cwd))
+                .unwrap()
+                .unwrap()
+                .path
+        };
+        assert_eq!(at(Some("bot"), "/elsewhere"), "agent");
+        assert_eq!(at(Some("other"), "/src/app/lib"), "nested");
+        assert_eq!(at(None, "/src/tool"), "project");
+        assert_eq!(at(None, "/home"), "global");
+        assert_eq!(reg.resolve("missing", None, Path::new("/")).unwrap(), None);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn validation_and_unknown_keys() {
+        let (reg, dir) = registry("valid");
+        assert!(reg.register(cred("bad name", Scope::Global, "p")).is_err());
+        let mut c = cred("ok", Scope::Global, "p");
+        c.env = Some("lower".into());
+        assert!(reg.register(c).is_err());
+        assert!("project:relative".parse::<Scope>().is_err());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            reg.path(),
+            "credentials:\n- name: x\n  backend: vault\n  path: p\n  feild: typo\n",
+        )
+        .unwrap();
+        assert!(matches!(reg.list(), Err(RegistryError::Parse { .. })));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn concurrent_registrations_lose_nothing() {
+        let (reg, dir) = registry("concurrent");
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    for i in 0..5 {
+                        reg.register(cred(&format!("c{t}-{i}"), Scope::Global, "p"))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(reg.list().unwrap().len(), 40);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
