@@ -299,18 +299,20 @@ impl LocalStore {
         };
         let store = Self { path, key, source };
         if let Some(file) = existing {
-            if open(&store.key, CHECK_NAME, &file.check)
-                .as_ref()
-                .map(Secret::expose)
-                != Some(CHECK_VALUE)
-            {
-                return Err(LocalError::WrongKey {
-                    path: store.path.clone(),
-                    key: source,
-                });
-            }
+            store.check_key(&file)?;
         }
         Ok(store)
+    }
+
+    /// Whether this store's key opens `file` (its check value).
+    fn check_key(&self, file: &StoreFile) -> Result<(), LocalError> {
+        match open(&self.key, CHECK_NAME, &file.check) {
+            Some(check) if check.expose() == CHECK_VALUE => Ok(()),
+            _ => Err(LocalError::WrongKey {
+                path: self.path.clone(),
+                key: self.source,
+            }),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -397,16 +399,7 @@ impl LocalStore {
             Some(file) => file,
             None => self.empty_file(None)?,
         };
-        if open(&self.key, CHECK_NAME, &file.check)
-            .as_ref()
-            .map(Secret::expose)
-            != Some(CHECK_VALUE)
-        {
-            return Err(LocalError::WrongKey {
-                path: self.path.clone(),
-                key: self.source,
-            });
-        }
+        self.check_key(&file)?;
         let result = change(&mut file)?;
         self.write_file(&file)?;
         Ok(result)

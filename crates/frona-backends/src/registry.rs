@@ -18,8 +18,9 @@ use serde::{Deserialize, Serialize};
 use crate::BackendKind;
 
 /// Where a credential applies.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
+    #[default]
     Global,
     /// A project directory (absolute) and everything beneath it.
     Project(PathBuf),
@@ -64,12 +65,6 @@ impl<'de> Deserialize<'de> for Scope {
         String::deserialize(d)?
             .parse()
             .map_err(serde::de::Error::custom)
-    }
-}
-
-impl Default for Scope {
-    fn default() -> Self {
-        Scope::Global
     }
 }
 
