@@ -7,6 +7,7 @@
 //! - [`Secret`]: the only type a value lives in.
 
 pub mod cache;
+pub mod config;
 pub mod error;
 pub mod local;
 pub mod registry;

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use aes_gcm::aead::{Aead as _, KeyInit as _, Payload};
@@ -196,8 +196,7 @@ fn key_file(path: &Path) -> Result<Zeroizing<[u8; 32]>, LocalError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Zeroizing::new(random::<32>()?);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+                create_private_dir(dir)?;
             }
             // Written under a temporary name and linked into place, so that a concurrent first
             // use sees either no key file or a whole one; the loser of the race reads the winner's.
@@ -351,7 +350,7 @@ impl LocalStore {
     /// Replaces the file atomically: temp file in the same directory, fsync, rename, fsync dir.
     fn write_file(&self, file: &StoreFile) -> Result<(), LocalError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        create_private_dir(dir)?;
         let text = serde_json::to_vec_pretty(file).map_err(|e| LocalError::Damaged {
             path: self.path.clone(),
             detail: e.to_string(),
@@ -384,7 +383,7 @@ impl LocalStore {
     ) -> Result<T, LocalError> {
         let lock_path = self.path.with_extension("lock");
         if let Some(dir) = lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+            create_private_dir(dir)?;
         }
         let lock = OpenOptions::new()
             .write(true)
@@ -451,6 +450,18 @@ impl LocalStore {
             })
             .collect())
     }
+}
+
+/// Creates `dir` (and parents) if missing; a directory frona creates is 0700.
+fn create_private_dir(dir: &Path) -> Result<(), LocalError> {
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+    }
+    Ok(())
 }
 
 fn file_name(path: &Path) -> String {

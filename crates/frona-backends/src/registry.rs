@@ -81,6 +81,16 @@ pub enum CredentialKind {
     Totp,
 }
 
+impl fmt::Display for CredentialKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CredentialKind::Static => "static",
+            CredentialKind::Dynamic => "dynamic",
+            CredentialKind::Totp => "totp",
+        })
+    }
+}
+
 /// One registered credential.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

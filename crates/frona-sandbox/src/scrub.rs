@@ -31,6 +31,8 @@ pub const CREDENTIAL_NAME_PATTERNS: &[&str] = &[
     "OP_SERVICE_ACCOUNT_TOKEN",
     "OP_CONNECT_TOKEN",
     "INFISICAL_TOKEN",
+    "FRONA_MASTER_KEY",
+    "FRONA_PASSPHRASE",
     "*_API_KEY",
     "*_APIKEY",
     "*_ACCESS_KEY",
@@ -42,6 +44,8 @@ pub const CREDENTIAL_NAME_PATTERNS: &[&str] = &[
     "*_PASS",
     "*CREDENTIAL*",
     "*_PRIVATE_KEY",
+    "*_MASTER_KEY",
+    "*PASSPHRASE*",
     "*_DSN",
 ];
 

@@ -33,6 +33,12 @@ pub enum Command {
     Env(EnvCommand),
     /// Show what isolation this system offers and what `frona run` would apply.
     Doctor(DoctorArgs),
+    /// Manage secrets in frona's embedded, encrypted store.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+    /// Register and inspect credentials: names that refer to secrets in a backend.
+    #[command(subcommand)]
+    Credential(CredentialCommand),
     /// Internal: the supervisor that runs inside the agent's session. Not for direct use.
     #[command(name = "__init", hide = true)]
     Init(InitArgs),
@@ -122,6 +128,106 @@ pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Store a secret; the value is read from stdin, or typed at a prompt that does not echo.
+    Set {
+        /// The secret's name.
+        name: String,
+    },
+    /// List stored secrets (names and versions, never values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a stored secret.
+    Rm { name: String },
+}
+
+/// How to reach the backends; shared by the `credential` subcommands.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// Per-request timeout for network backends.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub backend_timeout: Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CredentialCommand {
+    /// Add (or replace) a credential: a name for a secret in a backend. Stores no value.
+    Register(RegisterArgs),
+    /// List registered credentials (never values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a credential from the registry (the secret stays in its backend).
+    Remove {
+        #[arg(long)]
+        name: String,
+        /// Only in this scope (default: every scope).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Fetch a credential and print only a fingerprint of its value.
+    Test {
+        #[arg(long)]
+        name: String,
+        /// Resolve as this agent would (for `agent:NAME` scopes).
+        #[arg(long)]
+        agent: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Rotate a credential in its backend; where the backend stores what it is given, the new
+    /// value is read from stdin (or a prompt).
+    Rotate {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        agent: Option<String>,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Probe every configured backend; exits 1 if any is unhealthy.
+    Health {
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RegisterArgs {
+    /// The credential's name (letters, digits, `.`, `_`, `-`).
+    #[arg(long)]
+    pub name: String,
+    /// local, vault, aws, gcp, azure, onepassword or infisical.
+    #[arg(long)]
+    pub backend: String,
+    /// The secret's path or name in the backend.
+    #[arg(long)]
+    pub path: String,
+    /// One field of a structured secret.
+    #[arg(long)]
+    pub field: Option<String>,
+    /// Pin one version of the secret (default: the latest).
+    #[arg(long, value_name = "VERSION")]
+    pub secret_version: Option<String>,
+    /// The environment variable a tool receives the value in.
+    #[arg(long)]
+    pub env: Option<String>,
+    /// global, project (this directory), project:/dir, or agent:NAME.
+    #[arg(long, default_value = "global")]
+    pub scope: String,
+    /// static, dynamic or totp.
+    #[arg(long, default_value = "static")]
+    pub kind: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

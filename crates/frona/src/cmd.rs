@@ -1,9 +1,11 @@
 //! One module per subcommand.
 
+mod credential;
 mod doctor;
 mod env;
 mod init;
 mod run;
+mod secret;
 
 use frona_sandbox::EnvSnapshot;
 
@@ -18,6 +20,8 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Run(args) => run::run(args, env),
         Command::Env(EnvCommand::Check(args)) => env::check(&args, &env),
         Command::Doctor(args) => doctor::doctor(&args, &env),
+        Command::Secret(command) => secret::secret(command, &env),
+        Command::Credential(command) => credential::credential(command, &env),
         Command::Init(args) => init::init(args),
     }
 }

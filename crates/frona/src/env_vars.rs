@@ -7,8 +7,21 @@
 //!   [`frona_sandbox::scrub::CREDENTIAL_NAME_PATTERNS`], values recognised by
 //!   [`frona_sandbox::scrub::detect_credential_value`], and `--strip` globs.
 //! - Passed in `--env-mode allowlist`: [`frona_sandbox::scrub::ALLOWLIST_BASE`] and `--keep`.
+//! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`: override frona's directories (see `dirs`).
+//! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
+//! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
+//! - `HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `TMPDIR`:
+//!   where frona's directories and the agent's writable places are.
 
 /// Log level for frona's own diagnostics.
 pub const FRONA_LOG: &str = "FRONA_LOG";
 /// Disables colour when set (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
+/// Overrides frona's configuration directory.
+pub const FRONA_CONFIG_DIR: &str = "FRONA_CONFIG_DIR";
+/// Overrides frona's data directory.
+pub const FRONA_DATA_DIR: &str = "FRONA_DATA_DIR";
+/// The local store's master key.
+pub const FRONA_MASTER_KEY: &str = "FRONA_MASTER_KEY";
+/// The local store's passphrase.
+pub const FRONA_PASSPHRASE: &str = "FRONA_PASSPHRASE";

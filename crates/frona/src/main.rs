@@ -1,11 +1,14 @@
 //! `frona`: run AI agents without ambient credentials. The binary is thin: argument parsing,
 //! one module per subcommand, and turning library errors into messages and exit codes.
 
+mod backends;
 mod cli;
 mod cmd;
+mod dirs;
 mod env_vars;
 mod failure;
 mod logging;
+mod prompt;
 
 use std::process::ExitCode;
 

@@ -15,7 +15,12 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left.
     wipe_process_environ(report.stripped().map(|(name, _)| name));
-    let plan = args.isolation.plan(&Facts::gather(&env))?;
+    // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them.
+    let mut isolation = args.isolation;
+    isolation
+        .hide
+        .extend([crate::dirs::config_dir(&env), crate::dirs::data_dir(&env)]);
+    let plan = isolation.plan(&Facts::gather(&env))?;
     drop(env);
     if !args.quiet {
         if let Some(line) = report.summary_line() {

@@ -1,0 +1,91 @@
+//! How frona reaches each backend: built from flags, environment and the config file by the
+//! binary, then turned into [`Backend`](crate::Backend) clients by [`Backends`].
+//!
+//! Secrets in here (tokens, client secrets) are [`Secret`]s read from the environment or from
+//! files, never from the command line.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::local::{KeyInput, LocalStore};
+use crate::{Backend, BackendError, BackendKind, LocalBackend, Secret};
+
+/// Per-request timeout and retry policy shared by the network backends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Each request's deadline (connect + response).
+    pub timeout: Duration,
+    /// Retries after a 5xx, a throttling answer or a transport error (so attempts = retries + 1).
+    pub retries: u32,
+    /// First backoff; doubled per retry.
+    pub backoff: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            backoff: Duration::from_millis(100),
+        }
+    }
+}
+
+/// The embedded store's files and key.
+#[derive(Debug)]
+pub struct LocalConfig {
+    pub store: PathBuf,
+    pub key: KeyInput,
+}
+
+/// Everything configured, by backend.
+#[derive(Debug)]
+pub struct BackendsConfig {
+    pub limits: Limits,
+    pub local: LocalConfig,
+}
+
+/// The configured backends, created on first use.
+#[derive(Debug)]
+pub struct Backends {
+    config: BackendsConfig,
+}
+
+impl Backends {
+    pub fn new(config: BackendsConfig) -> Self {
+        Self { config }
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.config.limits
+    }
+
+    /// Which backends have configuration (the local store always has).
+    pub fn configured(&self) -> Vec<BackendKind> {
+        vec![BackendKind::Local]
+    }
+
+    /// A client for `kind`, or why there is none.
+    pub fn client(&self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+        match kind {
+            BackendKind::Local => {
+                let store = LocalStore::open(&self.config.local.store, &self.config.local.key)?;
+                Ok(Box::new(LocalBackend { store }))
+            }
+            other => Err(BackendError::NotConfigured {
+                backend: other.name(),
+                detail: "this build of frona does not include it".into(),
+            }),
+        }
+    }
+}
+
+/// Reads a secret from a file (a token file, a systemd credential), trimming one trailing
+/// newline. The buffer holding the file is the returned [`Secret`]'s own.
+pub fn secret_from_file(path: &std::path::Path) -> std::io::Result<Secret> {
+    let mut bytes = std::fs::read(path)?;
+    while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+        bytes.pop();
+    }
+    Ok(Secret::new(bytes))
+}
