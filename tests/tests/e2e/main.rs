@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
+mod credentials;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;
