@@ -38,17 +38,30 @@ pub struct LocalConfig {
     pub key: KeyInput,
 }
 
-/// Everything configured, by backend.
+/// Everything configured, by backend. `None`: not configured.
 #[derive(Debug)]
 pub struct BackendsConfig {
     pub limits: Limits,
     pub local: LocalConfig,
+    #[cfg(feature = "onepassword")]
+    pub onepassword: Option<crate::onepassword::OnePasswordConfig>,
+    #[cfg(feature = "infisical")]
+    pub infisical: Option<crate::infisical::InfisicalConfig>,
 }
 
-/// The configured backends, created on first use.
+/// The configured backends; clients are created when asked for.
 #[derive(Debug)]
 pub struct Backends {
     config: BackendsConfig,
+}
+
+/// Moves a configured backend's settings out of the config, or says how to configure it.
+#[allow(dead_code)] // unused when no network backend is compiled in
+fn take<T>(slot: &mut Option<T>, kind: BackendKind, how: &str) -> Result<T, BackendError> {
+    slot.take().ok_or_else(|| BackendError::NotConfigured {
+        backend: kind.name(),
+        detail: how.into(),
+    })
 }
 
 impl Backends {
@@ -62,16 +75,49 @@ impl Backends {
 
     /// Which backends have configuration (the local store always has).
     pub fn configured(&self) -> Vec<BackendKind> {
-        vec![BackendKind::Local]
+        #[allow(unused_mut)]
+        let mut kinds = vec![BackendKind::Local];
+        #[cfg(feature = "onepassword")]
+        if self.config.onepassword.is_some() {
+            kinds.push(BackendKind::OnePassword);
+        }
+        #[cfg(feature = "infisical")]
+        if self.config.infisical.is_some() {
+            kinds.push(BackendKind::Infisical);
+        }
+        kinds
     }
 
-    /// A client for `kind`, or why there is none.
-    pub fn client(&self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+    /// A client for `kind`, or why there is none. Each backend's settings are handed to one
+    /// client (secrets are not copied), so ask once per backend.
+    pub fn client(&mut self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+        let limits = self.config.limits;
         match kind {
             BackendKind::Local => {
                 let store = LocalStore::open(&self.config.local.store, &self.config.local.key)?;
                 Ok(Box::new(LocalBackend { store }))
             }
+            #[cfg(feature = "onepassword")]
+            BackendKind::OnePassword => {
+                let config = take(
+                    &mut self.config.onepassword,
+                    kind,
+                    "set FRONA_CREDENTIAL_1PASSWORD_HOST and FRONA_CREDENTIAL_1PASSWORD_TOKEN (or OP_CONNECT_HOST/OP_CONNECT_TOKEN)",
+                )?;
+                Ok(Box::new(crate::onepassword::OnePassword::new(
+                    config, limits,
+                )?))
+            }
+            #[cfg(feature = "infisical")]
+            BackendKind::Infisical => {
+                let config = take(
+                    &mut self.config.infisical,
+                    kind,
+                    "set FRONA_CREDENTIAL_INFISICAL_HOST, _CLIENT_ID, _CLIENT_SECRET and _PROJECT_ID",
+                )?;
+                Ok(Box::new(crate::infisical::Infisical::new(config, limits)?))
+            }
+            #[allow(unreachable_patterns)]
             other => Err(BackendError::NotConfigured {
                 backend: other.name(),
                 detail: "this build of frona does not include it".into(),

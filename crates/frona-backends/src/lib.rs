@@ -9,7 +9,13 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+#[cfg(feature = "http")]
+pub mod http;
+#[cfg(feature = "infisical")]
+pub mod infisical;
 pub mod local;
+#[cfg(feature = "onepassword")]
+pub mod onepassword;
 pub mod registry;
 pub mod secret;
 

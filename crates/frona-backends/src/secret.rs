@@ -41,6 +41,13 @@ impl Secret {
     }
 }
 
+/// A JSON string read straight into a `Secret` (the parsed `String` is moved, not copied).
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Secret::from_string)
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Secret(<redacted, {} bytes>)", self.0.len())

@@ -10,6 +10,10 @@
 //! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`: override frona's directories (see `dirs`).
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
+//! - `FRONA_CREDENTIAL_1PASSWORD_HOST`, `FRONA_CREDENTIAL_1PASSWORD_TOKEN` (or 1Password's own
+//!   `OP_CONNECT_HOST`, `OP_CONNECT_TOKEN`): the 1Password Connect server.
+//! - `FRONA_CREDENTIAL_INFISICAL_HOST` (default `https://app.infisical.com`), `_CLIENT_ID`,
+//!   `_CLIENT_SECRET`, `_PROJECT_ID`, `_ENVIRONMENT` (default `dev`): Infisical universal auth.
 //! - `HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `TMPDIR`:
 //!   where frona's directories and the agent's writable places are.
 
@@ -25,3 +29,10 @@ pub const FRONA_DATA_DIR: &str = "FRONA_DATA_DIR";
 pub const FRONA_MASTER_KEY: &str = "FRONA_MASTER_KEY";
 /// The local store's passphrase.
 pub const FRONA_PASSPHRASE: &str = "FRONA_PASSPHRASE";
+pub const ONEPASSWORD_HOST: &str = "FRONA_CREDENTIAL_1PASSWORD_HOST";
+pub const ONEPASSWORD_TOKEN: &str = "FRONA_CREDENTIAL_1PASSWORD_TOKEN";
+pub const INFISICAL_HOST: &str = "FRONA_CREDENTIAL_INFISICAL_HOST";
+pub const INFISICAL_CLIENT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_ID";
+pub const INFISICAL_CLIENT_SECRET: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_SECRET";
+pub const INFISICAL_PROJECT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_PROJECT_ID";
+pub const INFISICAL_ENVIRONMENT: &str = "FRONA_CREDENTIAL_INFISICAL_ENVIRONMENT";

@@ -10,12 +10,12 @@ use crate::support::{frona, frona_run};
 const VALUE: &str = "sk_live_Fr0naTestValue0123456789abcdef";
 const ROTATED: &str = "sk_live_Fr0naRotatedValue9876543210zyx";
 
-struct Dirs {
-    root: PathBuf,
+pub struct Dirs {
+    pub root: PathBuf,
 }
 
 impl Dirs {
-    fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("frona-creds-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
@@ -23,7 +23,7 @@ impl Dirs {
         Self { root }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
+    pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = frona();
         cmd.args(args)
             .env("FRONA_CONFIG_DIR", self.root.join("config"))
@@ -96,7 +96,7 @@ fn stdout(output: &Output) -> String {
 }
 
 /// The fingerprint `frona credential test` prints: first 8 hex of SHA-256.
-fn fingerprint(value: &str) -> String {
+pub fn fingerprint(value: &str) -> String {
     let out = Command::new("sha256sum")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

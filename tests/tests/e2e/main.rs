@@ -1,6 +1,8 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
+mod backends_rest;
 mod credentials;
+mod fake_http;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;
