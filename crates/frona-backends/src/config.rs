@@ -43,6 +43,8 @@ pub struct LocalConfig {
 pub struct BackendsConfig {
     pub limits: Limits,
     pub local: LocalConfig,
+    #[cfg(feature = "vault")]
+    pub vault: Option<crate::vault::VaultConfig>,
     #[cfg(feature = "onepassword")]
     pub onepassword: Option<crate::onepassword::OnePasswordConfig>,
     #[cfg(feature = "infisical")]
@@ -77,6 +79,10 @@ impl Backends {
     pub fn configured(&self) -> Vec<BackendKind> {
         #[allow(unused_mut)]
         let mut kinds = vec![BackendKind::Local];
+        #[cfg(feature = "vault")]
+        if self.config.vault.is_some() {
+            kinds.push(BackendKind::Vault);
+        }
         #[cfg(feature = "onepassword")]
         if self.config.onepassword.is_some() {
             kinds.push(BackendKind::OnePassword);
@@ -91,11 +97,21 @@ impl Backends {
     /// A client for `kind`, or why there is none. Each backend's settings are handed to one
     /// client (secrets are not copied), so ask once per backend.
     pub fn client(&mut self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+        #[allow(unused_variables)]
         let limits = self.config.limits;
         match kind {
             BackendKind::Local => {
                 let store = LocalStore::open(&self.config.local.store, &self.config.local.key)?;
                 Ok(Box::new(LocalBackend { store }))
+            }
+            #[cfg(feature = "vault")]
+            BackendKind::Vault => {
+                let config = take(
+                    &mut self.config.vault,
+                    kind,
+                    "set VAULT_ADDR (or --vault-addr) and VAULT_TOKEN (or --vault-token-file, or VAULT_ROLE_ID and VAULT_SECRET_ID)",
+                )?;
+                Ok(Box::new(crate::vault::Vault::new(config, limits)?))
             }
             #[cfg(feature = "onepassword")]
             BackendKind::OnePassword => {

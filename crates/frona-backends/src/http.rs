@@ -2,8 +2,6 @@
 //! sending with bounded retries and exponential backoff on 5xx, 429 and transport errors,
 //! mapping statuses to [`BackendError`]s that name the backend and path.
 
-use std::time::Duration;
-
 use reqwest::{RequestBuilder, Response, StatusCode};
 use zeroize::Zeroizing;
 
@@ -57,24 +55,16 @@ impl Http {
         path: &str,
         build: impl Fn() -> RequestBuilder,
     ) -> Result<Body, BackendError> {
-        let mut backoff = self.limits.backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let error = match build().send().await {
-                Ok(response) => match self.check(path, response, attempt).await {
-                    Ok(body) => return Ok(body),
-                    Err(e) => e,
-                },
-                Err(e) => self.transport(e),
-            };
-            if !error.is_transient() || attempt > self.limits.retries {
-                return Err(error);
+        crate::retry::with_retries(self.limits, self.backend, |attempt| {
+            let request = build();
+            async move {
+                match request.send().await {
+                    Ok(response) => self.check(path, response, attempt).await,
+                    Err(e) => Err(self.transport(e)),
+                }
             }
-            tracing::debug!(backend = self.backend, attempt, "retrying after: {error}");
-            tokio::time::sleep(backoff).await;
-            backoff = backoff.saturating_mul(2).min(Duration::from_secs(5));
-        }
+        })
+        .await
     }
 
     async fn check(

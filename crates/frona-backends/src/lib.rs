@@ -17,10 +17,15 @@ pub mod local;
 #[cfg(feature = "onepassword")]
 pub mod onepassword;
 pub mod registry;
+#[cfg(feature = "http")]
+mod retry;
 pub mod secret;
+#[cfg(feature = "vault")]
+pub mod vault;
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +104,40 @@ impl<'a> From<&'a registry::Credential> for SecretRef<'a> {
     }
 }
 
+/// The shape of a short-lived credential, from the policy rule that permits a call.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IssueRequest {
+    pub ttl: Duration,
+    /// How many times it may be used (Vault `num_uses`), where the backend can enforce it.
+    pub uses: Option<u32>,
+    /// Vault policies for a child token.
+    pub policies: Vec<String>,
+    /// An AWS session policy (JSON) narrowing the assumed role.
+    pub session_policy: Option<String>,
+    /// Who the credential is for (Vault display name, AWS session name).
+    pub session_name: Option<String>,
+}
+
+/// How to take back what [`Backend::issue`] handed out. Holds no secret: a Vault token is
+/// revoked by its accessor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
+pub enum Revocation {
+    VaultLease(String),
+    VaultTokenAccessor(String),
+    /// Nothing to revoke: it expires by itself (AWS STS sessions).
+    Expires,
+}
+
+/// A short-lived credential: one or more named values (a token; or username and password; or
+/// an AWS key id, secret key and session token), how long it lives, and how to revoke it.
+#[derive(Debug)]
+pub struct Issued {
+    pub values: Vec<(String, Secret)>,
+    pub ttl: Duration,
+    pub revocation: Revocation,
+}
+
 /// What `rotate` did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Rotated {
@@ -130,6 +169,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
 
     /// Really talks to the backend (authenticated where it can) to prove it is usable.
     async fn health(&self) -> Result<(), BackendError>;
+
+    /// Issues a short-lived credential for one use (Vault child token or leased secret, AWS
+    /// STS session).
+    async fn issue(
+        &self,
+        secret: &SecretRef<'_>,
+        request: &IssueRequest,
+    ) -> Result<Issued, BackendError> {
+        let _ = (secret, request);
+        Err(BackendError::Unsupported {
+            backend: self.kind().name(),
+            operation: "issuing short-lived credentials",
+        })
+    }
+
+    /// Revokes what `issue` returned.
+    async fn revoke(&self, revocation: &Revocation) -> Result<(), BackendError> {
+        match revocation {
+            Revocation::Expires => Ok(()),
+            _ => Err(BackendError::Unsupported {
+                backend: self.kind().name(),
+                operation: "revocation",
+            }),
+        }
+    }
 }
 
 /// Takes one field out of a JSON object secret (`{"user": "…", "password": "…"}`).

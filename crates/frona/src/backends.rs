@@ -1,15 +1,23 @@
-//! Building the backends' configuration from frona's environment and flags. Tokens and client
-//! secrets come from the environment (or files), never from the command line.
+//! Building the backends' configuration from flags, frona's environment and the config file
+//! (in that order of precedence). Tokens and client secrets come from the environment or from
+//! files, never from the command line.
+
+#[allow(unused_imports)]
+use std::path::PathBuf;
 
 use frona_backends::Secret;
-use frona_backends::config::{Backends, BackendsConfig, Limits, LocalConfig};
+#[allow(unused_imports)]
+use frona_backends::config::{Backends, BackendsConfig, Limits, LocalConfig, secret_from_file};
 use frona_backends::local::KeyInput;
 use frona_sandbox::EnvSnapshot;
 
 use crate::cli::BackendArgs;
+#[allow(unused_imports)]
+use crate::config_file::ConfigFile;
 use crate::dirs;
 #[allow(unused_imports)]
 use crate::env_vars::*;
+use crate::failure::Failure;
 
 fn env_secret(env: &EnvSnapshot, name: &str) -> Option<Secret> {
     env.get(name)
@@ -26,9 +34,25 @@ fn env_text(env: &EnvSnapshot, names: &[&str]) -> Option<String> {
         .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
+/// A secret from the first set environment variable, else from the file the config names.
 #[allow(dead_code)]
-fn env_secret_any(env: &EnvSnapshot, names: &[&str]) -> Option<Secret> {
-    names.iter().find_map(|n| env_secret(env, n))
+fn secret_from(
+    env: &EnvSnapshot,
+    names: &[&str],
+    file: Option<&PathBuf>,
+) -> Result<Option<Secret>, Failure> {
+    if let Some(value) = names.iter().find_map(|n| env_secret(env, n)) {
+        return Ok(Some(value));
+    }
+    file.map(|path| {
+        secret_from_file(path).map_err(|e| {
+            Failure::from_error(&e).with_hint(format!(
+                "check the file `{}` named in frona's config",
+                path.display()
+            ))
+        })
+    })
+    .transpose()
 }
 
 /// The local store's location and key.
@@ -43,41 +67,124 @@ pub fn local_config(env: &EnvSnapshot) -> LocalConfig {
     }
 }
 
+/// Vault: address from `--vault-addr`, `VAULT_ADDR` or the config file; a token from
+/// `--vault-token-file`, `VAULT_TOKEN` or the config's `token_file`; else AppRole from
+/// `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (or the config's `role_id` + `secret_id_file`).
+#[cfg(feature = "vault")]
+fn vault(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    args: Option<&BackendArgs>,
+) -> Result<Option<frona_backends::vault::VaultConfig>, Failure> {
+    use frona_backends::vault::{VaultAuth, VaultConfig};
+    let section = &file.backends.vault;
+    let Some(addr) = args
+        .and_then(|a| a.vault_addr.clone())
+        .or_else(|| env_text(env, &[VAULT_ADDR]))
+        .or_else(|| section.addr.clone())
+    else {
+        return Ok(None);
+    };
+    let token_file = args.and_then(|a| a.vault_token_file.as_ref());
+    let token = match token_file {
+        Some(path) => secret_from(env, &[], Some(path))?,
+        None => secret_from(env, &[VAULT_TOKEN], section.token_file.as_ref())?,
+    };
+    let auth = match token {
+        Some(token) => VaultAuth::Token(token),
+        None => {
+            let role_id = env_text(env, &[VAULT_ROLE_ID]).or_else(|| section.role_id.clone());
+            let secret_id = secret_from(env, &[VAULT_SECRET_ID], section.secret_id_file.as_ref())?;
+            match role_id.zip(secret_id) {
+                Some((role_id, secret_id)) => VaultAuth::AppRole {
+                    mount: "approle".into(),
+                    role_id,
+                    secret_id,
+                },
+                None => return Ok(None),
+            }
+        }
+    };
+    let namespace = env_text(env, &[VAULT_NAMESPACE]).or_else(|| section.namespace.clone());
+    Ok(Some(VaultConfig {
+        addr,
+        auth,
+        namespace,
+    }))
+}
+
 /// 1Password Connect: `FRONA_CREDENTIAL_1PASSWORD_HOST`/`_TOKEN`, or Connect's own
-/// `OP_CONNECT_HOST`/`OP_CONNECT_TOKEN`.
+/// `OP_CONNECT_HOST`/`OP_CONNECT_TOKEN`, or the config file.
 #[cfg(feature = "onepassword")]
-fn onepassword(env: &EnvSnapshot) -> Option<frona_backends::onepassword::OnePasswordConfig> {
-    Some(frona_backends::onepassword::OnePasswordConfig {
-        host: env_text(env, &[ONEPASSWORD_HOST, "OP_CONNECT_HOST"])?,
-        token: env_secret_any(env, &[ONEPASSWORD_TOKEN, "OP_CONNECT_TOKEN"])?,
-    })
+fn onepassword(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+) -> Result<Option<frona_backends::onepassword::OnePasswordConfig>, Failure> {
+    let section = &file.backends.onepassword;
+    let host =
+        env_text(env, &[ONEPASSWORD_HOST, "OP_CONNECT_HOST"]).or_else(|| section.host.clone());
+    let token = secret_from(
+        env,
+        &[ONEPASSWORD_TOKEN, "OP_CONNECT_TOKEN"],
+        section.token_file.as_ref(),
+    )?;
+    Ok(host
+        .zip(token)
+        .map(|(host, token)| frona_backends::onepassword::OnePasswordConfig { host, token }))
 }
 
-/// Infisical universal auth: `FRONA_CREDENTIAL_INFISICAL_{HOST,CLIENT_ID,CLIENT_SECRET,PROJECT_ID,ENVIRONMENT}`.
+/// Infisical universal auth: `FRONA_CREDENTIAL_INFISICAL_{HOST,CLIENT_ID,CLIENT_SECRET,PROJECT_ID,ENVIRONMENT}`,
+/// or the config file.
 #[cfg(feature = "infisical")]
-fn infisical(env: &EnvSnapshot) -> Option<frona_backends::infisical::InfisicalConfig> {
-    Some(frona_backends::infisical::InfisicalConfig {
-        host: env_text(env, &[INFISICAL_HOST])
+fn infisical(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+) -> Result<Option<frona_backends::infisical::InfisicalConfig>, Failure> {
+    let section = &file.backends.infisical;
+    let pick = |name: &str, from_file: &Option<String>| {
+        env_text(env, &[name]).or_else(|| from_file.clone())
+    };
+    let (Some(client_id), Some(project_id)) = (
+        pick(INFISICAL_CLIENT_ID, &section.client_id),
+        pick(INFISICAL_PROJECT_ID, &section.project_id),
+    ) else {
+        return Ok(None);
+    };
+    let Some(client_secret) = secret_from(
+        env,
+        &[INFISICAL_CLIENT_SECRET],
+        section.client_secret_file.as_ref(),
+    )?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(frona_backends::infisical::InfisicalConfig {
+        host: pick(INFISICAL_HOST, &section.host)
             .unwrap_or_else(|| "https://app.infisical.com".into()),
-        client_id: env_text(env, &[INFISICAL_CLIENT_ID])?,
-        client_secret: env_secret_any(env, &[INFISICAL_CLIENT_SECRET])?,
-        project_id: env_text(env, &[INFISICAL_PROJECT_ID])?,
-        environment: env_text(env, &[INFISICAL_ENVIRONMENT]).unwrap_or_else(|| "dev".into()),
-    })
+        client_id,
+        client_secret,
+        project_id,
+        environment: pick(INFISICAL_ENVIRONMENT, &section.environment)
+            .unwrap_or_else(|| "dev".into()),
+    }))
 }
 
-/// Every backend frona can reach with this environment and these flags.
-pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Backends {
+/// Every backend frona can reach with these flags, this environment and the config file.
+pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backends, Failure> {
+    #[allow(unused_variables)]
+    let file = crate::config_file::load(&dirs::config_dir(env))?;
     let mut limits = Limits::default();
     if let Some(args) = args {
         limits.timeout = args.backend_timeout;
     }
-    Backends::new(BackendsConfig {
+    Ok(Backends::new(BackendsConfig {
         limits,
         local: local_config(env),
+        #[cfg(feature = "vault")]
+        vault: vault(env, &file, args)?,
         #[cfg(feature = "onepassword")]
-        onepassword: onepassword(env),
+        onepassword: onepassword(env, &file)?,
         #[cfg(feature = "infisical")]
-        infisical: infisical(env),
-    })
+        infisical: infisical(env, &file)?,
+    }))
 }

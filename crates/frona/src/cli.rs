@@ -152,6 +152,15 @@ pub struct BackendArgs {
     /// Per-request timeout for network backends.
     #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub backend_timeout: Duration,
+
+    /// Vault's address (default: VAULT_ADDR).
+    #[arg(long, global = true, value_name = "URL")]
+    pub vault_addr: Option<String>,
+
+    /// A file holding frona's Vault token (default: VAULT_TOKEN). Tokens are never taken from
+    /// the command line, where every local user can read them.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub vault_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

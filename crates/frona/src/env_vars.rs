@@ -10,6 +10,8 @@
 //! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`: override frona's directories (see `dirs`).
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
+//! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
+//!   the `vault` CLI reads them.
 //! - `FRONA_CREDENTIAL_1PASSWORD_HOST`, `FRONA_CREDENTIAL_1PASSWORD_TOKEN` (or 1Password's own
 //!   `OP_CONNECT_HOST`, `OP_CONNECT_TOKEN`): the 1Password Connect server.
 //! - `FRONA_CREDENTIAL_INFISICAL_HOST` (default `https://app.infisical.com`), `_CLIENT_ID`,
@@ -36,3 +38,8 @@ pub const INFISICAL_CLIENT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_ID";
 pub const INFISICAL_CLIENT_SECRET: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_SECRET";
 pub const INFISICAL_PROJECT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_PROJECT_ID";
 pub const INFISICAL_ENVIRONMENT: &str = "FRONA_CREDENTIAL_INFISICAL_ENVIRONMENT";
+pub const VAULT_ADDR: &str = "VAULT_ADDR";
+pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
+pub const VAULT_ROLE_ID: &str = "VAULT_ROLE_ID";
+pub const VAULT_SECRET_ID: &str = "VAULT_SECRET_ID";
+pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";

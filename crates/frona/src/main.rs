@@ -4,6 +4,7 @@
 mod backends;
 mod cli;
 mod cmd;
+mod config_file;
 mod dirs;
 mod env_vars;
 mod failure;

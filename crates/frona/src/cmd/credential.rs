@@ -94,7 +94,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             backend,
         } => {
             let credential = resolve(&registry, &name, agent.as_deref())?;
-            let mut backends = backends(env, Some(&backend));
+            let mut backends = backends(env, Some(&backend))?;
             let started = Instant::now();
             let fetched = runtime()?.block_on(async {
                 let client = backends.client(credential.backend)?;
@@ -123,7 +123,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             backend,
         } => {
             let credential = resolve(&registry, &name, agent.as_deref())?;
-            let mut backends = backends(env, Some(&backend));
+            let mut backends = backends(env, Some(&backend))?;
             let new_value = match credential.backend {
                 BackendKind::Aws => None,
                 _ => Some(crate::prompt::read_secret(&format!(
@@ -147,7 +147,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             );
             Ok(0)
         }
-        CredentialCommand::Health { json, backend } => health(backends(env, Some(&backend)), json),
+        CredentialCommand::Health { json, backend } => health(backends(env, Some(&backend))?, json),
     }
 }
 
