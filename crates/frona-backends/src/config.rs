@@ -45,6 +45,10 @@ pub struct BackendsConfig {
     pub local: LocalConfig,
     #[cfg(feature = "vault")]
     pub vault: Option<crate::vault::VaultConfig>,
+    #[cfg(feature = "aws")]
+    pub aws: Option<crate::aws::AwsConfig>,
+    #[cfg(feature = "gcp")]
+    pub gcp: Option<crate::gcp::GcpConfig>,
     #[cfg(feature = "onepassword")]
     pub onepassword: Option<crate::onepassword::OnePasswordConfig>,
     #[cfg(feature = "infisical")]
@@ -83,6 +87,14 @@ impl Backends {
         if self.config.vault.is_some() {
             kinds.push(BackendKind::Vault);
         }
+        #[cfg(feature = "aws")]
+        if self.config.aws.is_some() {
+            kinds.push(BackendKind::Aws);
+        }
+        #[cfg(feature = "gcp")]
+        if self.config.gcp.is_some() {
+            kinds.push(BackendKind::Gcp);
+        }
         #[cfg(feature = "onepassword")]
         if self.config.onepassword.is_some() {
             kinds.push(BackendKind::OnePassword);
@@ -96,7 +108,7 @@ impl Backends {
 
     /// A client for `kind`, or why there is none. Each backend's settings are handed to one
     /// client (secrets are not copied), so ask once per backend.
-    pub fn client(&mut self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
+    pub async fn client(&mut self, kind: BackendKind) -> Result<Box<dyn Backend>, BackendError> {
         #[allow(unused_variables)]
         let limits = self.config.limits;
         match kind {
@@ -112,6 +124,24 @@ impl Backends {
                     "set VAULT_ADDR (or --vault-addr) and VAULT_TOKEN (or --vault-token-file, or VAULT_ROLE_ID and VAULT_SECRET_ID)",
                 )?;
                 Ok(Box::new(crate::vault::Vault::new(config, limits)?))
+            }
+            #[cfg(feature = "aws")]
+            BackendKind::Aws => {
+                let config = take(
+                    &mut self.config.aws,
+                    kind,
+                    "set AWS_REGION (or --aws-secrets-region)",
+                )?;
+                Ok(Box::new(crate::aws::Aws::new(config, limits).await?))
+            }
+            #[cfg(feature = "gcp")]
+            BackendKind::Gcp => {
+                let config = take(
+                    &mut self.config.gcp,
+                    kind,
+                    "set GOOGLE_CLOUD_PROJECT (or --gcp-secrets-project)",
+                )?;
+                Ok(Box::new(crate::gcp::Gcp::new(config, limits).await?))
             }
             #[cfg(feature = "onepassword")]
             BackendKind::OnePassword => {

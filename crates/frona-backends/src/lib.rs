@@ -6,9 +6,13 @@
 //! - [`cache`]: fetched values with a TTL, zeroized on eviction.
 //! - [`Secret`]: the only type a value lives in.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cache;
 pub mod config;
 pub mod error;
+#[cfg(feature = "gcp")]
+pub mod gcp;
 #[cfg(feature = "http")]
 pub mod http;
 #[cfg(feature = "infisical")]

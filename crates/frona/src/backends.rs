@@ -113,6 +113,64 @@ fn vault(
     }))
 }
 
+/// AWS: region from `--aws-secrets-region`, `AWS_REGION`, `AWS_DEFAULT_REGION` or the config;
+/// keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` when set, else the
+/// SDK's default chain (profiles, SSO, IMDS).
+#[cfg(feature = "aws")]
+fn aws(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    args: Option<&BackendArgs>,
+) -> Option<frona_backends::aws::AwsConfig> {
+    let section = &file.backends.aws;
+    let region = args
+        .and_then(|a| a.aws_secrets_region.clone())
+        .or_else(|| env_text(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]))
+        .or_else(|| section.region.clone())?;
+    let endpoint = args
+        .and_then(|a| a.aws_endpoint_url.clone())
+        .or_else(|| env_text(env, &["AWS_ENDPOINT_URL"]))
+        .or_else(|| section.endpoint_url.clone());
+    let keys = env_text(env, &["AWS_ACCESS_KEY_ID"])
+        .zip(env_secret(env, "AWS_SECRET_ACCESS_KEY"))
+        .map(
+            |(access_key_id, secret_access_key)| frona_backends::aws::AwsKeys {
+                access_key_id,
+                secret_access_key,
+                session_token: env_secret(env, "AWS_SESSION_TOKEN"),
+            },
+        );
+    Some(frona_backends::aws::AwsConfig {
+        region,
+        endpoint,
+        keys,
+    })
+}
+
+/// GCP: project from `--gcp-secrets-project`, `GOOGLE_CLOUD_PROJECT` or the config; an access
+/// token from `FRONA_CREDENTIAL_GCP_ACCESS_TOKEN`, else Application Default Credentials.
+#[cfg(feature = "gcp")]
+fn gcp(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    args: Option<&BackendArgs>,
+) -> Option<frona_backends::gcp::GcpConfig> {
+    let section = &file.backends.gcp;
+    let project = args
+        .and_then(|a| a.gcp_secrets_project.clone())
+        .or_else(|| env_text(env, &["GOOGLE_CLOUD_PROJECT"]))
+        .or_else(|| section.project.clone())?;
+    let endpoint = args
+        .and_then(|a| a.gcp_endpoint.clone())
+        .or_else(|| env_text(env, &[GCP_ENDPOINT]))
+        .or_else(|| section.endpoint.clone());
+    Some(frona_backends::gcp::GcpConfig {
+        project,
+        endpoint,
+        access_token: env_secret(env, GCP_ACCESS_TOKEN),
+    })
+}
+
 /// 1Password Connect: `FRONA_CREDENTIAL_1PASSWORD_HOST`/`_TOKEN`, or Connect's own
 /// `OP_CONNECT_HOST`/`OP_CONNECT_TOKEN`, or the config file.
 #[cfg(feature = "onepassword")]
@@ -182,6 +240,10 @@ pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backend
         local: local_config(env),
         #[cfg(feature = "vault")]
         vault: vault(env, &file, args)?,
+        #[cfg(feature = "aws")]
+        aws: aws(env, &file, args),
+        #[cfg(feature = "gcp")]
+        gcp: gcp(env, &file, args),
         #[cfg(feature = "onepassword")]
         onepassword: onepassword(env, &file)?,
         #[cfg(feature = "infisical")]

@@ -157,6 +157,22 @@ pub struct BackendArgs {
     #[arg(long, global = true, value_name = "URL")]
     pub vault_addr: Option<String>,
 
+    /// The AWS region of Secrets Manager and STS (default: AWS_REGION, AWS_DEFAULT_REGION).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub aws_secrets_region: Option<String>,
+
+    /// Another endpoint for AWS (a VPC endpoint; moto in tests) (default: AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// The Google Cloud project of Secret Manager (default: GOOGLE_CLOUD_PROJECT).
+    #[arg(long, global = true, value_name = "PROJECT")]
+    pub gcp_secrets_project: Option<String>,
+
+    /// Another endpoint for Secret Manager (default: https://secretmanager.googleapis.com).
+    #[arg(long, global = true, value_name = "URL")]
+    pub gcp_endpoint: Option<String>,
+
     /// A file holding frona's Vault token (default: VAULT_TOKEN). Tokens are never taken from
     /// the command line, where every local user can read them.
     #[arg(long, global = true, value_name = "PATH")]

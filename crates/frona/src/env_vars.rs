@@ -12,6 +12,10 @@
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
 //! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
 //!   the `vault` CLI reads them.
+//! - `AWS_REGION`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
+//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: AWS, as the AWS CLI reads them.
+//! - `GOOGLE_CLOUD_PROJECT`, `FRONA_CREDENTIAL_GCP_ENDPOINT`, `FRONA_CREDENTIAL_GCP_ACCESS_TOKEN`:
+//!   Secret Manager (otherwise Application Default Credentials).
 //! - `FRONA_CREDENTIAL_1PASSWORD_HOST`, `FRONA_CREDENTIAL_1PASSWORD_TOKEN` (or 1Password's own
 //!   `OP_CONNECT_HOST`, `OP_CONNECT_TOKEN`): the 1Password Connect server.
 //! - `FRONA_CREDENTIAL_INFISICAL_HOST` (default `https://app.infisical.com`), `_CLIENT_ID`,
@@ -43,3 +47,5 @@ pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
 pub const VAULT_ROLE_ID: &str = "VAULT_ROLE_ID";
 pub const VAULT_SECRET_ID: &str = "VAULT_SECRET_ID";
 pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
+pub const GCP_ENDPOINT: &str = "FRONA_CREDENTIAL_GCP_ENDPOINT";
+pub const GCP_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_GCP_ACCESS_TOKEN";

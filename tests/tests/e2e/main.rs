@@ -1,5 +1,6 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
+mod backend_gcp;
 mod backend_vault;
 mod backends_rest;
 mod credentials;

@@ -97,7 +97,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             let mut backends = backends(env, Some(&backend))?;
             let started = Instant::now();
             let fetched = runtime()?.block_on(async {
-                let client = backends.client(credential.backend)?;
+                let client = backends.client(credential.backend).await?;
                 client.fetch(&SecretRef::from(&credential)).await
             });
             let latency = started.elapsed().as_millis();
@@ -131,7 +131,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
                 ))?),
             };
             let rotated = runtime()?.block_on(async {
-                let client = backends.client(credential.backend)?;
+                let client = backends.client(credential.backend).await?;
                 client
                     .rotate(&SecretRef::from(&credential), new_value.as_ref())
                     .await
@@ -156,7 +156,7 @@ fn health(mut backends: Backends, as_json: bool) -> Result<i32, Failure> {
     let mut rows = Vec::new();
     for kind in backends.configured() {
         let started = Instant::now();
-        let result = runtime.block_on(async { backends.client(kind)?.health().await });
+        let result = runtime.block_on(async { backends.client(kind).await?.health().await });
         rows.push((
             kind,
             started.elapsed().as_millis(),
