@@ -19,6 +19,14 @@ command -v cc >/dev/null || need+=(gcc)
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 install_debian_packages scripts/test.sh "${need[@]}"
 
+# The AWS backend is tested against moto, the AWS emulator, in a project venv.
+moto_version="5.2.5"
+if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+  python3 -m venv .venv 2>/dev/null || { install_debian_packages scripts/test.sh python3-venv && python3 -m venv .venv; }
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto==$moto_version" flask flask-cors
+fi
+export FRONA_TEST_MOTO_SERVER="$PWD/.venv/bin/moto_server"
+
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings

@@ -1,10 +1,12 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
+mod backend_aws;
 mod backend_gcp;
 mod backend_vault;
 mod backends_rest;
 mod credentials;
 mod fake_http;
+mod moto;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;
