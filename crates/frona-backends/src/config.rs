@@ -49,6 +49,8 @@ pub struct BackendsConfig {
     pub aws: Option<crate::aws::AwsConfig>,
     #[cfg(feature = "gcp")]
     pub gcp: Option<crate::gcp::GcpConfig>,
+    #[cfg(feature = "azure")]
+    pub azure: Option<crate::azure::AzureConfig>,
     #[cfg(feature = "onepassword")]
     pub onepassword: Option<crate::onepassword::OnePasswordConfig>,
     #[cfg(feature = "infisical")]
@@ -94,6 +96,10 @@ impl Backends {
         #[cfg(feature = "gcp")]
         if self.config.gcp.is_some() {
             kinds.push(BackendKind::Gcp);
+        }
+        #[cfg(feature = "azure")]
+        if self.config.azure.is_some() {
+            kinds.push(BackendKind::Azure);
         }
         #[cfg(feature = "onepassword")]
         if self.config.onepassword.is_some() {
@@ -142,6 +148,15 @@ impl Backends {
                     "set GOOGLE_CLOUD_PROJECT (or --gcp-secrets-project)",
                 )?;
                 Ok(Box::new(crate::gcp::Gcp::new(config, limits).await?))
+            }
+            #[cfg(feature = "azure")]
+            BackendKind::Azure => {
+                let config = take(
+                    &mut self.config.azure,
+                    kind,
+                    "set --azure-vault-url (or AZURE_KEYVAULT_URL)",
+                )?;
+                Ok(Box::new(crate::azure::Azure::new(config, limits)?))
             }
             #[cfg(feature = "onepassword")]
             BackendKind::OnePassword => {

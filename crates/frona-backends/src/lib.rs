@@ -8,6 +8,8 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+#[cfg(feature = "azure")]
+pub mod azure;
 pub mod cache;
 pub mod config;
 pub mod error;

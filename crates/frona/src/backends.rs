@@ -171,6 +171,44 @@ fn gcp(
     })
 }
 
+/// Azure Key Vault: URL from `--azure-vault-url`, `AZURE_KEYVAULT_URL` or the config; an access
+/// token from `FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN`, else a service principal from
+/// `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`, else `az`/`azd` logins.
+#[cfg(feature = "azure")]
+fn azure(
+    env: &EnvSnapshot,
+    file: &ConfigFile,
+    args: Option<&BackendArgs>,
+) -> Option<frona_backends::azure::AzureConfig> {
+    use frona_backends::azure::{AzureConfig, AzureCredential};
+    let vault_url = args
+        .and_then(|a| a.azure_vault_url.clone())
+        .or_else(|| env_text(env, &["AZURE_KEYVAULT_URL"]))
+        .or_else(|| file.backends.azure.vault_url.clone())?;
+    let credential = match env_secret(env, AZURE_ACCESS_TOKEN) {
+        Some(token) => AzureCredential::AccessToken(token),
+        None => match (
+            env_text(env, &["AZURE_TENANT_ID"]),
+            env_text(env, &["AZURE_CLIENT_ID"]),
+            env_secret(env, "AZURE_CLIENT_SECRET"),
+        ) {
+            (Some(tenant_id), Some(client_id), Some(client_secret)) => {
+                AzureCredential::ClientSecret {
+                    tenant_id,
+                    client_id,
+                    client_secret,
+                }
+            }
+            _ => AzureCredential::DeveloperTools,
+        },
+    };
+    Some(AzureConfig {
+        vault_url,
+        credential,
+        connect_to: None,
+    })
+}
+
 /// 1Password Connect: `FRONA_CREDENTIAL_1PASSWORD_HOST`/`_TOKEN`, or Connect's own
 /// `OP_CONNECT_HOST`/`OP_CONNECT_TOKEN`, or the config file.
 #[cfg(feature = "onepassword")]
@@ -244,6 +282,8 @@ pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backend
         aws: aws(env, &file, args),
         #[cfg(feature = "gcp")]
         gcp: gcp(env, &file, args),
+        #[cfg(feature = "azure")]
+        azure: azure(env, &file, args),
         #[cfg(feature = "onepassword")]
         onepassword: onepassword(env, &file)?,
         #[cfg(feature = "infisical")]

@@ -173,6 +173,10 @@ pub struct BackendArgs {
     #[arg(long, global = true, value_name = "URL")]
     pub gcp_endpoint: Option<String>,
 
+    /// The Azure Key Vault URL, https://NAME.vault.azure.net/ (default: AZURE_KEYVAULT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub azure_vault_url: Option<String>,
+
     /// A file holding frona's Vault token (default: VAULT_TOKEN). Tokens are never taken from
     /// the command line, where every local user can read them.
     #[arg(long, global = true, value_name = "PATH")]

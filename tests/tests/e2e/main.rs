@@ -1,6 +1,7 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
 mod backend_aws;
+mod backend_azure;
 mod backend_gcp;
 mod backend_vault;
 mod backends_rest;
