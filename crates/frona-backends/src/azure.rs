@@ -151,10 +151,12 @@ impl Azure {
             }
             None => Arc::new(http),
         };
-        let mut client_options = ClientOptions::default();
         // Retries are frona's own (bounded, the same for every backend).
-        client_options.retry = RetryOptions::none();
-        client_options.transport = Some(Transport::new(transport));
+        let client_options = ClientOptions {
+            retry: RetryOptions::none(),
+            transport: Some(Transport::new(transport)),
+            ..Default::default()
+        };
         let options = SecretClientOptions {
             client_options,
             ..SecretClientOptions::default()
