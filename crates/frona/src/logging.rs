@@ -3,7 +3,10 @@
 use std::io::IsTerminal as _;
 
 use frona_sandbox::EnvSnapshot;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::env_vars::{FRONA_LOG, NO_COLOR};
 
@@ -17,13 +20,19 @@ pub fn init(env: &EnvSnapshot) {
         Some(text) => text.parse::<LevelFilter>().ok(),
     };
     let color = env.get(NO_COLOR).is_none() && std::io::stderr().is_terminal();
-    tracing_subscriber::fmt()
+    // Only frona's own events: the HTTP and cloud SDK crates log requests at debug/trace level,
+    // and frona never lets a dependency decide what reaches its stderr.
+    let ours = Targets::new()
+        .with_target("frona", level.unwrap_or(LevelFilter::WARN))
+        .with_target("frona_sandbox", level.unwrap_or(LevelFilter::WARN))
+        .with_target("frona_backends", level.unwrap_or(LevelFilter::WARN));
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_max_level(level.unwrap_or(LevelFilter::WARN))
         .with_ansi(color)
         .with_target(false)
         .without_time()
-        .init();
+        .with_filter(ours);
+    tracing_subscriber::registry().with(layer).init();
     if level.is_none() {
         tracing::warn!(
             "{FRONA_LOG} is not a log level (error, warn, info, debug, trace); using warn"
