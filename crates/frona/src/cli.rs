@@ -39,6 +39,9 @@ pub enum Command {
     /// Register and inspect credentials: names that refer to secrets in a backend.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Check, test and explain policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Internal: the supervisor that runs inside the agent's session. Not for direct use.
     #[command(name = "__init", hide = true)]
     Init(InitArgs),
@@ -128,6 +131,50 @@ pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Parse and validate every policy file of a directory; errors give file:line:column.
+    Check {
+        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a file of test cases (request → expected decision) against the policies.
+    Test {
+        /// The cases file.
+        file: PathBuf,
+        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show which rule decides a call, and why the rules before it did not.
+    Explain {
+        /// The tool (program) called.
+        #[arg(long)]
+        tool: String,
+        /// An argument (repeatable, in order).
+        #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+        args: Vec<String>,
+        /// A credential the call asks for (repeatable).
+        #[arg(long = "credential", value_name = "NAME")]
+        credentials: Vec<String>,
+        /// The agent id.
+        #[arg(long, default_value = "default")]
+        agent: String,
+        /// The time of the call, RFC 3339 (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        #[arg(long)]
+        policy: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@ mod credential;
 mod doctor;
 mod env;
 mod init;
+mod policy;
 mod run;
 mod secret;
 
@@ -21,6 +22,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Env(EnvCommand::Check(args)) => env::check(&args, &env),
         Command::Doctor(args) => doctor::doctor(&args, &env),
         Command::Secret(command) => secret::secret(command, &env),
+        Command::Policy(command) => policy::policy(command, &env),
         Command::Credential(command) => credential::credential(command, &env),
         Command::Init(args) => init::init(args),
     }

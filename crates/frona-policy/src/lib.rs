@@ -1,0 +1,478 @@
+//! frona's policy: which tool calls may use which credentials, decided per call.
+//!
+//! Pure: no I/O. The caller reads the files and hands their text to [`PolicySet::load`], which
+//! parses (errors carry file, line and column), validates and compiles them once: globs and
+//! regexes are built, and rules are indexed by literal tool name so that evaluation looks only
+//! at rules that can match. Rules are tried in order (files by name, rules as written); the
+//! first that matches decides; nothing matching means deny.
+
+mod glob;
+pub mod schema;
+pub mod testing;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+pub use glob::Glob;
+pub use schema::{Deliver, Effect, IssueSpec};
+use schema::{PolicyFile, RuleSpec};
+
+/// A tool call as the broker sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// The program (a path or a name; rules match its basename).
+    pub tool: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub credentials: Vec<String>,
+    #[serde(default = "default_agent")]
+    pub agent: String,
+    /// When the call is made (default in test cases: Monday 2026-01-05 12:00 UTC).
+    #[serde(default = "default_time")]
+    pub time: Timestamp,
+    /// SHA-256 of the tool binary, when the broker computed it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+fn default_agent() -> String {
+    "default".into()
+}
+
+fn default_time() -> Timestamp {
+    Timestamp::from_second(1_767_614_400).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// What the policy decided and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Decision {
+    pub effect: Effect,
+    /// The deciding rule's name (`None`: default deny).
+    pub rule: Option<String>,
+    pub reason: String,
+    /// For a permit: the short-lived credential to issue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issue: Option<IssueSpec>,
+    /// For an ask: how long to wait for a human.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_secs"
+    )]
+    pub ask_timeout: Option<Duration>,
+}
+
+fn ser_opt_secs<S: serde::Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => s.serialize_u64(d.as_secs()),
+        None => s.serialize_none(),
+    }
+}
+
+/// A policy file that cannot be used, with where the problem is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct PolicyError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// A compiled rule.
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    file: String,
+    tools: Vec<Glob>,
+    args: Vec<Glob>,
+    args_regex: Option<regex::Regex>,
+    agents: Vec<Glob>,
+    credentials: Vec<Glob>,
+    when: Option<schema::WhenSpec>,
+    rate: Option<schema::RateSpec>,
+    sha256: Option<String>,
+    effect: Effect,
+    reason: Option<String>,
+    issue: Option<IssueSpec>,
+    timeout: Option<Duration>,
+}
+
+/// Why a rule did not apply (for `explain`), or that it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Step {
+    pub rule: String,
+    pub file: String,
+    /// `None`: this rule matched and decided.
+    pub skipped: Option<String>,
+}
+
+/// All rules, compiled and indexed.
+#[derive(Debug, Default)]
+pub struct PolicySet {
+    rules: Vec<Rule>,
+    /// Rules whose tool patterns are all literal, by tool name.
+    by_tool: HashMap<String, Vec<usize>>,
+    /// Rules for any tool or with a wildcard tool pattern.
+    wildcard: Vec<usize>,
+}
+
+/// Calls counted for rate limits: per rule, agent and tool, in a sliding window.
+#[derive(Debug, Default)]
+pub struct RateTracker {
+    calls: HashMap<(usize, String, String), VecDeque<Timestamp>>,
+}
+
+fn basename(tool: &str) -> &str {
+    tool.rsplit('/').next().unwrap_or(tool)
+}
+
+impl PolicySet {
+    /// Parses and compiles `(file name, text)` pairs, in the order given.
+    pub fn load<'a>(
+        files: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, PolicyError> {
+        let mut set = PolicySet::default();
+        let mut names: HashMap<String, String> = HashMap::new();
+        for (file, text) in files {
+            let parsed: PolicyFile = serde_norway::from_str(text).map_err(|e| {
+                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+                PolicyError {
+                    file: file.into(),
+                    line,
+                    column,
+                    message: e
+                        .to_string()
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned(),
+                }
+            })?;
+            if let Some(version) = parsed.version
+                && version != 1
+            {
+                return Err(PolicyError {
+                    file: file.into(),
+                    line: 1,
+                    column: 1,
+                    message: format!("unknown policy version {version}"),
+                });
+            }
+            for spec in parsed.rules {
+                if let Some(previous) = names.insert(spec.name.clone(), file.to_owned()) {
+                    return Err(PolicyError {
+                        file: file.into(),
+                        line: 1,
+                        column: 1,
+                        message: format!("rule name `{}` is already used in {previous}", spec.name),
+                    });
+                }
+                set.push(file, spec).map_err(|message| PolicyError {
+                    file: file.into(),
+                    line: 1,
+                    column: 1,
+                    message,
+                })?;
+            }
+        }
+        Ok(set)
+    }
+
+    fn push(&mut self, file: &str, spec: RuleSpec) -> Result<(), String> {
+        if spec.issue.is_some() && spec.effect != Effect::Permit {
+            return Err(format!(
+                "rule `{}`: `issue` only goes with `effect: permit`",
+                spec.name
+            ));
+        }
+        if spec.timeout.is_some() && spec.effect != Effect::Ask {
+            return Err(format!(
+                "rule `{}`: `timeout` only goes with `effect: ask`",
+                spec.name
+            ));
+        }
+        if let Some(sha) = &spec.sha256
+            && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(format!(
+                "rule `{}`: sha256 must be 64 hex digits",
+                spec.name
+            ));
+        }
+        let index = self.rules.len();
+        let tools = spec.tool.map(|p| p.0).unwrap_or_default();
+        match tools.iter().map(Glob::literal).collect::<Option<Vec<_>>>() {
+            Some(literals) if !literals.is_empty() => {
+                for name in literals {
+                    self.by_tool.entry(name.to_owned()).or_default().push(index);
+                }
+            }
+            _ => self.wildcard.push(index),
+        }
+        self.rules.push(Rule {
+            name: spec.name,
+            file: file.to_owned(),
+            tools,
+            args: spec.args.map(|p| p.0).unwrap_or_default(),
+            args_regex: spec.args_regex.map(|p| p.0),
+            agents: spec.agent.map(|p| p.0).unwrap_or_default(),
+            credentials: spec.credentials.map(|p| p.0).unwrap_or_default(),
+            when: spec.when,
+            rate: spec.rate,
+            sha256: spec.sha256.map(|s| s.to_ascii_lowercase()),
+            effect: spec.effect,
+            reason: spec.reason,
+            issue: spec.issue,
+            timeout: spec.timeout.map(|t| t.0),
+        });
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Indices of the rules that may match `tool`, in rule order.
+    fn candidates(&self, tool: &str) -> impl Iterator<Item = usize> + '_ {
+        let exact = self
+            .by_tool
+            .get(tool)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let (mut i, mut j) = (0, 0);
+        std::iter::from_fn(move || {
+            let next = match (exact.get(i), self.wildcard.get(j)) {
+                (Some(&a), Some(&b)) if a < b => {
+                    i += 1;
+                    a
+                }
+                (_, Some(&b)) => {
+                    j += 1;
+                    b
+                }
+                (Some(&a), None) => {
+                    i += 1;
+                    a
+                }
+                (None, None) => return None,
+            };
+            Some(next)
+        })
+    }
+
+    /// Why `rule` does not apply to `request`, or `None` when it does (rate limit aside).
+    fn mismatch(rule: &Rule, request: &Request) -> Option<String> {
+        let tool = basename(&request.tool);
+        if !rule.tools.is_empty() && !rule.tools.iter().any(|g| g.matches(tool)) {
+            return Some(format!("tool `{tool}` is not {:?}", rule.tools));
+        }
+        for (position, pattern) in rule.args.iter().enumerate() {
+            match request.args.get(position) {
+                Some(arg) if pattern.matches(arg) => {}
+                Some(arg) => {
+                    return Some(format!(
+                        "argument {} `{arg}` does not match `{}`",
+                        position + 1,
+                        pattern.as_str()
+                    ));
+                }
+                None => {
+                    return Some(format!(
+                        "no argument {} for `{}`",
+                        position + 1,
+                        pattern.as_str()
+                    ));
+                }
+            }
+        }
+        if let Some(regex) = &rule.args_regex
+            && !regex.is_match(&request.args.join(" "))
+        {
+            return Some(format!("arguments do not match /{}/", regex.as_str()));
+        }
+        if !rule.agents.is_empty() && !rule.agents.iter().any(|g| g.matches(&request.agent)) {
+            return Some(format!(
+                "agent `{}` is not {:?}",
+                request.agent, rule.agents
+            ));
+        }
+        // A rule listing credentials applies to calls asking for some of them (and nothing
+        // else); a rule listing none applies only to calls asking for none. A permit never
+        // reaches further than what it names.
+        if let Some(wanted) = request
+            .credentials
+            .iter()
+            .find(|c| !rule.credentials.iter().any(|g| g.matches(c)))
+        {
+            return Some(format!(
+                "credential `{wanted}` is not covered by {:?}",
+                rule.credentials
+            ));
+        }
+        if request.credentials.is_empty() && !rule.credentials.is_empty() {
+            return Some(format!(
+                "the call asks for no credential, the rule is about {:?}",
+                rule.credentials
+            ));
+        }
+        if let Some(when) = &rule.when
+            && let Some(why) = outside(when, request.time)
+        {
+            return Some(why);
+        }
+        if let Some(expected) = &rule.sha256
+            && request
+                .sha256
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+                != Some(expected)
+        {
+            return Some("the tool binary's SHA-256 is not the pinned one".into());
+        }
+        None
+    }
+
+    fn decide(rule: &Rule, rate_limited: Option<String>) -> Decision {
+        if let Some(why) = rate_limited {
+            return Decision {
+                effect: Effect::Deny,
+                rule: Some(rule.name.clone()),
+                reason: why,
+                issue: None,
+                ask_timeout: None,
+            };
+        }
+        let reason = rule
+            .reason
+            .clone()
+            .unwrap_or_else(|| format!("rule `{}`", rule.name));
+        Decision {
+            effect: rule.effect,
+            rule: Some(rule.name.clone()),
+            reason,
+            issue: (rule.effect == Effect::Permit).then(|| rule.issue.clone().unwrap_or_default()),
+            ask_timeout: (rule.effect == Effect::Ask)
+                .then(|| rule.timeout.unwrap_or(Duration::from_secs(300))),
+        }
+    }
+
+    fn default_deny() -> Decision {
+        Decision {
+            effect: Effect::Deny,
+            rule: None,
+            reason: "no rule matches this call (default deny)".into(),
+            issue: None,
+            ask_timeout: None,
+        }
+    }
+
+    /// Decides `request`, counting it against the deciding rule's rate limit.
+    pub fn evaluate(&self, request: &Request, rates: &mut RateTracker) -> Decision {
+        let tool = basename(&request.tool);
+        for index in self.candidates(tool) {
+            let rule = &self.rules[index];
+            if Self::mismatch(rule, request).is_none() {
+                return Self::decide(rule, rates.check(index, rule, request));
+            }
+        }
+        Self::default_deny()
+    }
+
+    /// Decides `request` without counting it, and says why each candidate rule did or did not
+    /// apply (`frona policy explain`).
+    pub fn explain(&self, request: &Request) -> (Decision, Vec<Step>) {
+        let mut steps = Vec::new();
+        for index in self.candidates(basename(&request.tool)) {
+            let rule = &self.rules[index];
+            let skipped = Self::mismatch(rule, request);
+            let matched = skipped.is_none();
+            steps.push(Step {
+                rule: rule.name.clone(),
+                file: rule.file.clone(),
+                skipped,
+            });
+            if matched {
+                return (Self::decide(rule, None), steps);
+            }
+        }
+        (Self::default_deny(), steps)
+    }
+}
+
+/// Why `time` is outside the window, if it is.
+fn outside(when: &schema::WhenSpec, time: Timestamp) -> Option<String> {
+    let zone = when
+        .tz
+        .as_ref()
+        .map_or(jiff::tz::TimeZone::UTC, |z| z.0.clone());
+    let local = time.to_zoned(zone);
+    if let Some(days) = when.days {
+        let day = local.weekday().to_monday_zero_offset();
+        if days.0 & (1 << day) == 0 {
+            return Some(format!("{:?} is outside the allowed days", local.weekday()));
+        }
+    }
+    if let Some(schema::Hours(from, to)) = when.hours {
+        let minute = (local.hour() as u16) * 60 + local.minute() as u16;
+        let inside = if from < to {
+            minute >= from && minute < to
+        } else {
+            minute >= from || minute < to
+        };
+        if !inside {
+            return Some(format!(
+                "{:02}:{:02} is outside the allowed hours",
+                local.hour(),
+                local.minute()
+            ));
+        }
+    }
+    None
+}
+
+impl RateTracker {
+    /// Records a call for `rule` unless it would exceed the limit; returns why it is refused.
+    fn check(&mut self, index: usize, rule: &Rule, request: &Request) -> Option<String> {
+        let rate = rule.rate?;
+        let window =
+            jiff::SignedDuration::try_from(rate.per.0).unwrap_or(jiff::SignedDuration::MAX);
+        let calls = self
+            .calls
+            .entry((
+                index,
+                request.agent.clone(),
+                basename(&request.tool).to_owned(),
+            ))
+            .or_default();
+        while calls
+            .front()
+            .is_some_and(|t| request.time.duration_since(*t) >= window)
+        {
+            calls.pop_front();
+        }
+        if calls.len() >= rate.max as usize {
+            return Some(format!(
+                "rate limit of rule `{}`: at most {} calls per {}s for agent `{}`",
+                rule.name,
+                rate.max,
+                rate.per.0.as_secs(),
+                request.agent
+            ));
+        }
+        calls.push_back(request.time);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,297 @@
+use std::time::Duration;
+
+use super::*;
+
+fn set(text: &str) -> PolicySet {
+    PolicySet::load([("test.yaml", text)]).unwrap()
+}
+
+fn request(tool: &str, args: &[&str], credentials: &[&str]) -> Request {
+    Request {
+        tool: tool.into(),
+        args: args.iter().map(|s| s.to_string()).collect(),
+        credentials: credentials.iter().map(|s| s.to_string()).collect(),
+        agent: "ci".into(),
+        time: default_time(),
+        sha256: None,
+    }
+}
+
+const POLICY: &str = r#"
+rules:
+  - name: no-deletes
+    tool: gh
+    args_regex: "\\bdelete\\b"
+    credentials: ["*"]
+    effect: deny
+    reason: deleting needs a human
+  - name: gh-read
+    tool: [gh]
+    args: [api, "repos/*"]
+    credentials: [github-token]
+    effect: permit
+    issue: { ttl: 5m, uses: 1 }
+  - name: stripe-ask
+    tool: curl
+    credentials: [stripe-*]
+    effect: ask
+    timeout: 2m
+  - name: business-hours
+    tool: "*"
+    credentials: [aws-*]
+    when: { days: [mon-fri], hours: "09:00-18:00", tz: Europe/Paris }
+    effect: permit
+    issue:
+      ttl: 15m
+      session_policy: { Version: "2012-10-17", Statement: [{ Effect: Allow, Action: "s3:GetObject", Resource: "*" }] }
+"#;
+
+#[test]
+fn first_match_wins_and_default_deny() {
+    let policy = set(POLICY);
+    let mut rates = RateTracker::default();
+    let d = policy.evaluate(
+        &request("/usr/bin/gh", &["api", "repos/acme/app"], &["github-token"]),
+        &mut rates,
+    );
+    assert_eq!(
+        (d.effect, d.rule.as_deref()),
+        (Effect::Permit, Some("gh-read"))
+    );
+    assert_eq!(d.issue.unwrap().ttl, Some(Duration::from_secs(300)));
+    let d = policy.evaluate(
+        &request("gh", &["repo", "delete", "x"], &["github-token"]),
+        &mut rates,
+    );
+    assert_eq!(
+        (d.effect, d.reason.as_str()),
+        (Effect::Deny, "deleting needs a human")
+    );
+    let d = policy.evaluate(
+        &request("gh", &["api", "repos/x"], &["stripe-key"]),
+        &mut rates,
+    );
+    assert_eq!(
+        (d.effect, d.rule),
+        (Effect::Deny, None),
+        "a credential the rule does not list"
+    );
+    let d = policy.evaluate(
+        &request("curl", &["https://api.stripe.com"], &["stripe-live"]),
+        &mut rates,
+    );
+    assert_eq!(
+        (d.effect, d.ask_timeout),
+        (Effect::Ask, Some(Duration::from_secs(120)))
+    );
+    let d = policy.evaluate(&request("rm", &["-rf", "/"], &[]), &mut rates);
+    assert_eq!(
+        d.effect,
+        Effect::Deny,
+        "a rule about aws-* credentials does not permit credential-less calls"
+    );
+}
+
+#[test]
+fn time_windows_use_the_time_zone() {
+    let policy = set(POLICY);
+    let at = |iso: &str| Request {
+        time: iso.parse().unwrap(),
+        ..request("aws", &["s3", "ls"], &["aws-ro"])
+    };
+    let mut rates = RateTracker::default();
+    // Monday 08:30 UTC = 09:30 in Paris (winter): inside.
+    assert_eq!(
+        policy
+            .evaluate(&at("2026-01-05T08:30:00Z"), &mut rates)
+            .effect,
+        Effect::Permit
+    );
+    // Monday 17:30 UTC = 18:30 Paris: outside.
+    assert_eq!(
+        policy
+            .evaluate(&at("2026-01-05T17:30:00Z"), &mut rates)
+            .effect,
+        Effect::Deny
+    );
+    // Saturday: outside.
+    assert_eq!(
+        policy
+            .evaluate(&at("2026-01-10T10:00:00Z"), &mut rates)
+            .effect,
+        Effect::Deny
+    );
+    let d = policy.evaluate(&at("2026-01-05T08:30:00Z"), &mut rates);
+    assert!(
+        d.issue
+            .unwrap()
+            .session_policy
+            .unwrap()
+            .contains("s3:GetObject")
+    );
+}
+
+#[test]
+fn rate_limits_count_per_agent_and_tool() {
+    let policy = set(
+        "rules:\n  - name: limited\n    tool: gh\n    rate: { max: 2, per: 1m }\n    effect: permit\n",
+    );
+    let mut rates = RateTracker::default();
+    let mut r = request("gh", &[], &[]);
+    assert_eq!(policy.evaluate(&r, &mut rates).effect, Effect::Permit);
+    assert_eq!(policy.evaluate(&r, &mut rates).effect, Effect::Permit);
+    let third = policy.evaluate(&r, &mut rates);
+    assert_eq!(third.effect, Effect::Deny);
+    assert!(third.reason.contains("rate limit"), "{}", third.reason);
+    r.agent = "other".into();
+    assert_eq!(
+        policy.evaluate(&r, &mut rates).effect,
+        Effect::Permit,
+        "counted per agent"
+    );
+    r.agent = "ci".into();
+    r.time = r
+        .time
+        .checked_add(jiff::SignedDuration::from_secs(61))
+        .unwrap();
+    assert_eq!(
+        policy.evaluate(&r, &mut rates).effect,
+        Effect::Permit,
+        "the window slides"
+    );
+}
+
+#[test]
+fn errors_carry_line_and_column() {
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - name: x\n    tool: gh\n    efect: permit\n",
+    )])
+    .unwrap_err();
+    assert_eq!((err.file.as_str(), err.line), ("p.yaml", 4), "{err}");
+    assert!(err.message.contains("unknown field `efect`"), "{err}");
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - name: x\n    args_regex: \"(\"\n    effect: deny\n",
+    )])
+    .unwrap_err();
+    assert_eq!(err.line, 2, "the rule's line: {err}");
+    assert!(err.message.starts_with("rules[0]: "), "{err}");
+    assert!(err.message.contains("invalid regex"), "{err}");
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - name: x\n    when: { hours: \"25:00-26:00\" }\n    effect: deny\n",
+    )])
+    .unwrap_err();
+    assert!(err.message.contains("not a time range"), "{err}");
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - name: x\n    when: { tz: Mars/Olympus }\n    effect: deny\n",
+    )])
+    .unwrap_err();
+    assert!(err.message.contains("unknown time zone"), "{err}");
+    let err = PolicySet::load([
+        ("a.yaml", "rules:\n  - { name: x, effect: deny }\n"),
+        ("b.yaml", "rules:\n  - { name: x, effect: deny }\n"),
+    ])
+    .unwrap_err();
+    assert!(err.message.contains("already used in a.yaml"), "{err}");
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - { name: x, effect: deny, issue: { ttl: 5m } }\n",
+    )])
+    .unwrap_err();
+    assert!(
+        err.message.contains("only goes with `effect: permit`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn explain_lists_the_rules_considered() {
+    let policy = set(POLICY);
+    let (decision, steps) = policy.explain(&request("gh", &["api", "user"], &["github-token"]));
+    assert_eq!(decision.effect, Effect::Deny);
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(
+        steps[1]
+            .skipped
+            .as_ref()
+            .unwrap()
+            .contains("argument 2 `user` does not match `repos/*`")
+    );
+}
+
+#[test]
+fn tool_pinning() {
+    let sha = "a".repeat(64);
+    let policy = set(&format!(
+        "rules:\n  - name: pinned\n    tool: terraform\n    sha256: {sha}\n    effect: permit\n"
+    ));
+    let mut r = request("terraform", &[], &[]);
+    assert_eq!(
+        policy.evaluate(&r, &mut RateTracker::default()).effect,
+        Effect::Deny
+    );
+    r.sha256 = Some(sha.to_uppercase());
+    assert_eq!(
+        policy.evaluate(&r, &mut RateTracker::default()).effect,
+        Effect::Permit
+    );
+}
+
+#[test]
+fn the_index_keeps_rule_order() {
+    let policy = set(
+        "rules:\n  - { name: any-deny, tool: \"g*\", effect: deny }\n  - { name: gh-permit, tool: gh, effect: permit }\n",
+    );
+    let d = policy.evaluate(&request("gh", &[], &[]), &mut RateTracker::default());
+    assert_eq!(
+        d.rule.as_deref(),
+        Some("any-deny"),
+        "a wildcard rule written first still wins"
+    );
+}
+
+#[test]
+fn policy_test_files() {
+    let policy = set(POLICY);
+    let cases = r#"
+cases:
+  - name: read
+    request: { tool: gh, args: [api, repos/a], credentials: [github-token] }
+    expect: permit
+    rule: gh-read
+  - name: wrong expectation
+    request: { tool: rm }
+    expect: permit
+"#;
+    let results = testing::run_cases(&policy, "cases.yaml", cases).unwrap();
+    assert!(results[0].passed);
+    assert!(!results[1].passed);
+    assert!(results[1].failure.as_ref().unwrap().contains("got Deny"));
+}
+
+/// Every shipped policy loads, and its test cases pass.
+#[test]
+fn shipped_policies_are_valid_and_their_cases_pass() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies");
+    let mut files: Vec<(String, String)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read_to_string(&p).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    assert!(files.len() >= 4, "{files:?}");
+    let policy = PolicySet::load(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).unwrap();
+    let cases = std::fs::read_to_string(format!("{dir}/tests/shipped.yaml")).unwrap();
+    for result in testing::run_cases(&policy, "tests.yaml", &cases).unwrap() {
+        assert!(result.passed, "{}: {:?}", result.name, result.failure);
+    }
+}
