@@ -1,0 +1,421 @@
+//! The audit log: one JSON object per line, each carrying the SHA-256 of the line before it
+//! (`prev`) and of itself (`hash`), so that editing, removing or reordering any record is
+//! detected by [`verify`]. A record is on disk (`fdatasync`) before [`AuditLog::append`]
+//! returns; concurrent appends are written and synced together (group commit) by one writer
+//! thread. A failed write is an error the caller must treat as a deny: no audit, no call.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use serde_json::{Map, Value};
+use sha2::{Digest as _, Sha256};
+
+/// The `prev` of the first record.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot write the audit log `{}`", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot read the audit log `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the audit log `{}` is damaged at line {line}: {detail}", path.display())]
+    Broken {
+        path: PathBuf,
+        line: usize,
+        detail: String,
+    },
+    #[error("the audit writer has stopped")]
+    Stopped,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Serialises `record` with `seq` and `prev`, and seals it: returns the line and its hash.
+fn seal(mut record: Map<String, Value>, seq: u64, prev: &str) -> (String, String) {
+    record.insert("seq".into(), seq.into());
+    record.insert("prev".into(), prev.into());
+    record.remove("hash");
+    let hash = hex(&Sha256::digest(
+        Value::Object(record.clone()).to_string().as_bytes(),
+    ));
+    record.insert("hash".into(), hash.clone().into());
+    (Value::Object(record).to_string(), hash)
+}
+
+/// Checks one line against the chain; returns its hash.
+fn check_line(
+    path: &Path,
+    number: usize,
+    line: &str,
+    expected_seq: u64,
+    prev: &str,
+) -> Result<String, AuditError> {
+    let broken = |detail: String| AuditError::Broken {
+        path: path.to_path_buf(),
+        line: number,
+        detail,
+    };
+    let mut record: Map<String, Value> = match serde_json::from_str(line) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(broken("not a JSON object (a torn or edited line)".into())),
+    };
+    let hash = record
+        .remove("hash")
+        .and_then(|h| h.as_str().map(str::to_owned))
+        .ok_or_else(|| broken("no hash".into()))?;
+    if record.get("seq").and_then(Value::as_u64) != Some(expected_seq) {
+        return Err(broken(format!(
+            "sequence number is not {expected_seq} (a record was removed or reordered)"
+        )));
+    }
+    if record.get("prev").and_then(Value::as_str) != Some(prev) {
+        return Err(broken(
+            "does not follow the previous record (a record was changed, removed or reordered)"
+                .into(),
+        ));
+    }
+    let body = Value::Object(record).to_string();
+    if hex(&Sha256::digest(body.as_bytes())) != hash {
+        return Err(broken(
+            "its content does not match its hash (the record was edited)".into(),
+        ));
+    }
+    Ok(hash)
+}
+
+/// Where the chain stands after reading a log: the next sequence number and the last hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub records: u64,
+    pub last_hash: String,
+}
+
+/// Verifies the whole log at `path`. A missing file is an empty, valid log. A last line without
+/// its newline is a torn write and is reported, not accepted.
+pub fn verify(path: &Path) -> Result<ChainHead, AuditError> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ChainHead {
+                records: 0,
+                last_hash: GENESIS.into(),
+            });
+        }
+        Err(source) => {
+            return Err(AuditError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut reader = BufReader::new(file);
+    let mut head = ChainHead {
+        records: 0,
+        last_hash: GENESIS.into(),
+    };
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let read = reader
+            .read_line(&mut line)
+            .map_err(|source| AuditError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if read == 0 {
+            return Ok(head);
+        }
+        let number = head.records as usize + 1;
+        let Some(text) = line.strip_suffix('\n') else {
+            return Err(AuditError::Broken {
+                path: path.to_path_buf(),
+                line: number,
+                detail:
+                    "the last record is incomplete (a torn write, e.g. frona was killed mid-write)"
+                        .into(),
+            });
+        };
+        head.last_hash = check_line(path, number, text, head.records, &head.last_hash)?;
+        head.records += 1;
+    }
+}
+
+/// Every record, verified, as JSON values (for `frona audit`).
+pub fn read(path: &Path) -> Result<Vec<Value>, AuditError> {
+    verify(path)?;
+    let file = File::open(path).map_err(|source| AuditError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    BufReader::new(file)
+        .lines()
+        .map(|line| {
+            let line = line.map_err(|source| AuditError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            serde_json::from_str(&line).map_err(|e| AuditError::Broken {
+                path: path.to_path_buf(),
+                line: 0,
+                detail: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+type Job = (Map<String, Value>, mpsc::Sender<Result<u64, String>>);
+
+/// An open audit log with its writer thread.
+#[derive(Debug)]
+pub struct AuditLog {
+    jobs: mpsc::Sender<Job>,
+    path: PathBuf,
+}
+
+impl AuditLog {
+    /// Opens (creating, 0600) the log at `path` after verifying it: a damaged log is refused, so
+    /// that new records never chain onto an edited history.
+    pub fn open(path: &Path) -> Result<Self, AuditError> {
+        let head = verify(path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| AuditError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| AuditError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("frona-audit".into())
+            .spawn(move || writer(file, head, queue))
+            .map_err(|source| AuditError::Write {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        Ok(Self {
+            jobs,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `record` (a JSON object; `seq`, `prev` and `hash` are added) and returns its
+    /// sequence number once it is on disk.
+    pub fn append(&self, record: Map<String, Value>) -> Result<u64, AuditError> {
+        let (done, wait) = mpsc::channel();
+        self.jobs
+            .send((record, done))
+            .map_err(|_| AuditError::Stopped)?;
+        match wait.recv() {
+            Ok(Ok(seq)) => Ok(seq),
+            Ok(Err(message)) => Err(AuditError::Write {
+                path: self.path.clone(),
+                source: std::io::Error::other(message),
+            }),
+            Err(_) => Err(AuditError::Stopped),
+        }
+    }
+}
+
+/// The writer thread: takes every queued record, writes them in one go, syncs once, answers.
+/// After a failed write it answers every later record with the error too (the chain on disk is
+/// no longer known to be whole).
+fn writer(mut file: File, mut head: ChainHead, queue: mpsc::Receiver<Job>) {
+    let mut failed: Option<String> = None;
+    while let Ok(first) = queue.recv() {
+        let batch: Vec<Job> = std::iter::once(first).chain(queue.try_iter()).collect();
+        if let Some(error) = &failed {
+            for (_, done) in batch {
+                let _ = done.send(Err(error.clone()));
+            }
+            continue;
+        }
+        let mut text = String::new();
+        let mut seqs = Vec::with_capacity(batch.len());
+        let mut next = head.clone();
+        for (record, _) in &batch {
+            let (line, hash) = seal(record.clone(), next.records, &next.last_hash);
+            next.last_hash = hash;
+            seqs.push(next.records);
+            next.records += 1;
+            text.push_str(&line);
+            text.push('\n');
+        }
+        let result = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data());
+        match result {
+            Ok(()) => {
+                head = next;
+                for ((_, done), seq) in batch.into_iter().zip(seqs) {
+                    let _ = done.send(Ok(seq));
+                }
+            }
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!("audit log write failed: {message}");
+                failed = Some(message.clone());
+                for (_, done) in batch {
+                    let _ = done.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn path(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("frona-audit-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir.join("audit.jsonl")
+    }
+
+    fn record(n: u64) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("decision".into(), "permit".into());
+        m.insert("n".into(), n.into());
+        m
+    }
+
+    #[test]
+    fn chain_verifies_and_survives_reopening() {
+        let path = path("chain");
+        let log = AuditLog::open(&path).unwrap();
+        for n in 0..5 {
+            assert_eq!(log.append(record(n)).unwrap(), n);
+        }
+        drop(log);
+        let log = AuditLog::open(&path).unwrap();
+        assert_eq!(log.append(record(5)).unwrap(), 5);
+        assert_eq!(verify(&path).unwrap().records, 6);
+        assert_eq!(read(&path).unwrap()[5]["n"], 5);
+    }
+
+    #[test]
+    fn any_edit_removal_or_reorder_is_detected() {
+        let path = path("tamper");
+        let log = AuditLog::open(&path).unwrap();
+        for n in 0..4 {
+            log.append(record(n)).unwrap();
+        }
+        let original = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = original.lines().collect();
+        let rewrite = |lines: Vec<String>| std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+        let owned = || lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
+
+        let mut edited = owned();
+        edited[1] = edited[1].replace("permit", "deny_");
+        rewrite(edited);
+        assert!(matches!(
+            verify(&path),
+            Err(AuditError::Broken { line: 2, .. })
+        ));
+        let mut edited_last = owned();
+        edited_last[3] = edited_last[3].replace("permit", "deny_");
+        rewrite(edited_last);
+        assert!(
+            matches!(verify(&path), Err(AuditError::Broken { line: 4, .. })),
+            "even the last line"
+        );
+        let mut removed = owned();
+        removed.remove(2);
+        rewrite(removed);
+        assert!(verify(&path).is_err());
+        let mut swapped = owned();
+        swapped.swap(0, 1);
+        rewrite(swapped);
+        assert!(verify(&path).is_err());
+        // A torn last line.
+        std::fs::write(&path, format!("{}\n{}", lines[0], &lines[1][..20])).unwrap();
+        let err = verify(&path).unwrap_err();
+        assert!(err.to_string().contains("torn write"), "{err}");
+        assert!(
+            AuditLog::open(&path).is_err(),
+            "a damaged log is not appended to"
+        );
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_recorded_in_one_chain() {
+        let path = path("concurrent");
+        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+        let threads: Vec<_> = (0..16)
+            .map(|t| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut seqs: Vec<u64> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (0..800).collect::<Vec<_>>(),
+            "no lost or duplicated record"
+        );
+        assert_eq!(verify(&path).unwrap().records, 800);
+    }
+
+    #[test]
+    fn an_unwritable_log_fails_the_append() {
+        let path = path("full");
+        let log = AuditLog::open(&path).unwrap();
+        log.append(record(0)).unwrap();
+        drop(log);
+        // /dev/full: every write fails with ENOSPC.
+        let full = AuditLog {
+            jobs: {
+                let (jobs, queue) = mpsc::channel::<Job>();
+                let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+                std::thread::spawn(move || {
+                    writer(
+                        file,
+                        ChainHead {
+                            records: 0,
+                            last_hash: GENESIS.into(),
+                        },
+                        queue,
+                    )
+                });
+                jobs
+            },
+            path: "/dev/full".into(),
+        };
+        assert!(full.append(record(1)).is_err());
+        assert!(full.append(record(2)).is_err(), "and stays failed");
+    }
+}

@@ -1,0 +1,148 @@
+//! Removing credential values from a stream of output (the tool's stdout/stderr on its way back
+//! to the agent): the raw value and its common encodings (base64 and base64url, with and without
+//! padding; lower and upper hex; URL percent-encoding), including when a value is split across
+//! chunks. A tail as long as the longest needle minus one is held back between chunks, so a
+//! value can never be emitted in two halves.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+
+/// What replaces a value.
+pub const MARK: &[u8] = b"[REDACTED]";
+
+/// The byte strings to remove for `secret`: the value and its encodings.
+pub fn needles(secret: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![secret.to_vec()];
+    for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
+        out.push(engine.encode(secret).into_bytes());
+    }
+    let lower: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    out.push(lower.to_uppercase().into_bytes());
+    out.push(lower.into_bytes());
+    let encoded: String = secret
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    out.push(encoded.into_bytes());
+    out.retain(|n| n.len() >= 4);
+    out.sort_by_key(|n| std::cmp::Reverse(n.len()));
+    out.dedup();
+    out
+}
+
+/// A streaming redactor over several secrets.
+#[derive(Debug, Default)]
+pub struct Redactor {
+    needles: Vec<Vec<u8>>,
+    longest: usize,
+    pending: Vec<u8>,
+}
+
+impl Redactor {
+    pub fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut needles: Vec<Vec<u8>> = secrets
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .flat_map(needles)
+            .collect();
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        needles.dedup();
+        let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+        Self {
+            needles,
+            longest,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Feeds a chunk; returns what can safely be passed on now.
+    pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
+        self.pending.extend_from_slice(chunk);
+        let cleaned = self.replace_all(&self.pending);
+        // Hold back a tail that could be the start of a needle.
+        let keep = self.longest.saturating_sub(1).min(cleaned.len());
+        let (ready, tail) = cleaned.split_at(cleaned.len() - keep);
+        let out = ready.to_vec();
+        self.pending = tail.to_vec();
+        out
+    }
+
+    /// Flushes what was held back at the end of the stream.
+    pub fn finish(&mut self) -> Vec<u8> {
+        let out = self.replace_all(&self.pending);
+        self.pending.clear();
+        out
+    }
+
+    fn replace_all(&self, input: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(input.len());
+        let mut i = 0;
+        'scan: while i < input.len() {
+            for needle in &self.needles {
+                if input[i..].starts_with(needle) {
+                    out.extend_from_slice(MARK);
+                    i += needle.len();
+                    continue 'scan;
+                }
+            }
+            out.push(input[i]);
+            i += 1;
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"sk_live_Abc123/+xyz?&=";
+
+    fn redact_chunked(input: &[u8], chunk: usize) -> Vec<u8> {
+        let mut r = Redactor::new([SECRET]);
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            out.extend(r.push(piece));
+        }
+        out.extend(r.finish());
+        out
+    }
+
+    fn contains(hay: &[u8], needle: &[u8]) -> bool {
+        hay.windows(needle.len()).any(|w| w == needle)
+    }
+
+    #[test]
+    fn every_encoding_in_every_chunking() {
+        for needle in needles(SECRET) {
+            let input = [b"before ".as_slice(), &needle, b" after".as_slice()].concat();
+            for chunk in 1..input.len() + 1 {
+                let out = redact_chunked(&input, chunk);
+                for n in needles(SECRET) {
+                    assert!(
+                        !contains(&out, &n),
+                        "chunk {chunk}: {}",
+                        String::from_utf8_lossy(&out)
+                    );
+                }
+                assert!(
+                    out.starts_with(b"before ") && out.ends_with(b" after"),
+                    "{}",
+                    String::from_utf8_lossy(&out)
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ordinary_output_passes_unchanged() {
+        let text = b"hello world, nothing secret here\n".repeat(100);
+        assert_eq!(redact_chunked(&text, 7), text);
+    }
+}
