@@ -1,7 +1,9 @@
 //! The broker: the part of frona that holds secrets while the agent runs.
 //!
 //! - [`audit`]: the hash-chained, durable JSONL record of every decision.
+//! - [`grants`]: remembered approvals (once, for a while, permanent), persistent and revocable.
 //! - [`redact`]: removing credential values (and their encodings) from what flows back.
 
 pub mod audit;
+pub mod grants;
 pub mod redact;
