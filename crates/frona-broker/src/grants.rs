@@ -303,7 +303,7 @@ mod tests {
         );
         drop(g);
         let g = Grants::open(&dir.join("grants.redb")).unwrap();
-        assert_eq!(g.list(now).unwrap(), [grant.clone()]);
+        assert_eq!(g.list(now).unwrap(), std::slice::from_ref(&grant));
         assert!(g.revoke(&grant.id).unwrap());
         assert!(
             g.use_grant("ci", "curl", &creds(), now).unwrap().is_none(),
