@@ -3,7 +3,11 @@
 //! - [`audit`]: the hash-chained, durable JSONL record of every decision.
 //! - [`grants`]: remembered approvals (once, for a while, permanent), persistent and revocable.
 //! - [`redact`]: removing credential values (and their encodings) from what flows back.
+//! - [`protocol`], [`server`], [`peer`]: the agent's Unix socket, JSON lines, `SO_PEERCRED`.
 
 pub mod audit;
 pub mod grants;
+pub mod peer;
+pub mod protocol;
 pub mod redact;
+pub mod server;

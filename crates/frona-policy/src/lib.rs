@@ -237,6 +237,11 @@ impl PolicySet {
         self.rules.len()
     }
 
+    /// Whether any rule pins a tool binary (so the broker must hash the tool it would run).
+    pub fn pins_binaries(&self) -> bool {
+        self.rules.iter().any(|r| r.sha256.is_some())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }

@@ -122,6 +122,15 @@ fn signal_from(signo: i32) -> Option<Signal> {
     Signal::try_from(signo).ok()
 }
 
+/// Blocks the signals frona forwards, in the calling thread and every thread it starts later,
+/// so that they all reach [`supervise_init`]'s wait and none a broker thread. Call it before
+/// starting any thread.
+pub fn block_forwarded_signals() -> Result<(), SuperviseError> {
+    SignalSet::of(&[FORWARDED_SIGNALS, &[libc::SIGCHLD, libc::SIGALRM]].concat())
+        .block()
+        .map_err(SuperviseError::Signals)
+}
+
 /// frona's side: starts the init helper (`exe`, environment `env`) with `config`, forwards
 /// every signal a process sends frona, and returns the helper's status, which is the agent's.
 pub fn supervise_init(

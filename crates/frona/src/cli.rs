@@ -39,6 +39,8 @@ pub enum Command {
     /// Register and inspect credentials: names that refer to secrets in a backend.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Run a tool through the broker, with credentials the policy grants (agent side).
+    Tool(ToolArgs),
     /// Check, test and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -58,6 +60,19 @@ pub struct RunArgs {
     /// Do not print the report of stripped variables.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// The agent's id, which policies and credential scopes match on.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub agent: String,
+
+    /// The policy directory for the broker (default: $XDG_CONFIG_HOME/frona/policies). The
+    /// broker starts only when this directory exists.
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+
+    /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET).
+    #[arg(long)]
+    pub no_broker: bool,
 
     /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -131,6 +146,19 @@ pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ToolArgs {
+    /// A credential the tool needs (repeatable); it reaches only the tool's environment.
+    #[arg(long = "credential", value_name = "NAME")]
+    pub credentials: Vec<String>,
+    /// Why the agent makes this call (recorded in the audit log).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// The tool and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,9 @@ mod init;
 mod policy;
 mod run;
 mod secret;
+mod tool;
+
+pub use policy::read_dir as read_policy_dir;
 
 use frona_sandbox::EnvSnapshot;
 
@@ -23,6 +26,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Doctor(args) => doctor::doctor(&args, &env),
         Command::Secret(command) => secret::secret(command, &env),
         Command::Policy(command) => policy::policy(command, &env),
+        Command::Tool(args) => tool::tool(args, &env),
         Command::Credential(command) => credential::credential(command, &env),
         Command::Init(args) => init::init(args),
     }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use frona_sandbox::EnvSnapshot;
 
-use crate::env_vars::{FRONA_CONFIG_DIR, FRONA_DATA_DIR};
+use crate::env_vars::{FRONA_CONFIG_DIR, FRONA_DATA_DIR, FRONA_STATE_DIR};
 
 fn env_path(env: &EnvSnapshot, name: &str) -> Option<PathBuf> {
     env.get(name)
@@ -31,4 +31,12 @@ pub fn data_dir(env: &EnvSnapshot) -> PathBuf {
     env_path(env, FRONA_DATA_DIR)
         .or_else(|| env_path(env, "XDG_DATA_HOME").map(|d| d.join("frona")))
         .unwrap_or_else(|| home(env).join(".local/share/frona"))
+}
+
+/// `FRONA_STATE_DIR`, else `$XDG_STATE_HOME/frona`, else `~/.local/state/frona`: the audit log
+/// and the grants database.
+pub fn state_dir(env: &EnvSnapshot) -> PathBuf {
+    env_path(env, FRONA_STATE_DIR)
+        .or_else(|| env_path(env, "XDG_STATE_HOME").map(|d| d.join("frona")))
+        .unwrap_or_else(|| home(env).join(".local/state/frona"))
 }

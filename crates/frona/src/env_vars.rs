@@ -7,7 +7,9 @@
 //!   [`frona_sandbox::scrub::CREDENTIAL_NAME_PATTERNS`], values recognised by
 //!   [`frona_sandbox::scrub::detect_credential_value`], and `--strip` globs.
 //! - Passed in `--env-mode allowlist`: [`frona_sandbox::scrub::ALLOWLIST_BASE`] and `--keep`.
-//! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`: override frona's directories (see `dirs`).
+//! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`, `FRONA_STATE_DIR`: override frona's directories
+//!   (see `dirs`).
+//! - `FRONA_BROKER_SOCKET`: set for the agent by `frona run`; where `frona tool` reaches the broker.
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
 //! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
@@ -52,3 +54,7 @@ pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
 pub const GCP_ENDPOINT: &str = "FRONA_CREDENTIAL_GCP_ENDPOINT";
 pub const GCP_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_GCP_ACCESS_TOKEN";
 pub const AZURE_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN";
+/// Overrides frona's state directory (audit log, grants).
+pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
+/// The broker's socket, set in the agent's environment.
+pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";

@@ -2,6 +2,7 @@
 //! one module per subcommand, and turning library errors into messages and exit codes.
 
 mod backends;
+mod broker;
 mod cli;
 mod cmd;
 mod config_file;

@@ -5,6 +5,7 @@ mod backend_azure;
 mod backend_gcp;
 mod backend_vault;
 mod backends_rest;
+mod broker;
 mod credentials;
 mod fake_http;
 mod moto;

@@ -11,7 +11,7 @@ use crate::failure::Failure;
 
 pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     let options = args.env.scrub_options()?;
-    let (report, agent_env) = scrub(&env, &options);
+    let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left.
     wipe_process_environ(report.stripped().map(|(name, _)| name));
@@ -20,7 +20,26 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     isolation
         .hide
         .extend([crate::dirs::config_dir(&env), crate::dirs::data_dir(&env)]);
+    isolation.hide.push(crate::dirs::state_dir(&env));
     let plan = isolation.plan(&Facts::gather(&env))?;
+    // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
+    frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
+    // The broker runs when there are policies to apply: without any, every call would be
+    // denied, and the agent simply gets no broker socket.
+    let policy_dir = args
+        .policy
+        .clone()
+        .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
+    let _broker = if args.no_broker || !policy_dir.is_dir() {
+        None
+    } else {
+        let broker = crate::broker::start(&env, &args.agent, &policy_dir, agent_env.clone())?;
+        agent_env.push((
+            crate::env_vars::FRONA_BROKER_SOCKET.into(),
+            broker.socket.clone().into(),
+        ));
+        Some(broker)
+    };
     drop(env);
     if !args.quiet {
         if let Some(line) = report.summary_line() {

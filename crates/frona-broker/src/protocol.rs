@@ -1,0 +1,64 @@
+//! The agent-side protocol (version 1): JSON lines over the Unix socket in
+//! `FRONA_BROKER_SOCKET`, one call per connection. The client sends one [`Call`]; the broker
+//! answers with [`Event`]s: a decision, then for a permitted tool call the tool's output
+//! (base64 chunks, credentials redacted) and its exit status.
+//!
+//! ```text
+//! → {"v":1,"op":"tool","tool":"gh","args":["api","repos/acme/app"],"credentials":["github-token"],"cwd":"/src/app"}
+//! ← {"type":"decision","effect":"permit","rule":"github-read","reason":"rule `github-read`"}
+//! ← {"type":"stdout","data":"eyJ…"}
+//! ← {"type":"exit","code":0}
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+/// The longest request line accepted (bytes).
+pub const MAX_REQUEST: usize = 64 * 1024;
+
+/// What the agent asks for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Call {
+    /// Run a tool with credentials.
+    Tool {
+        v: u32,
+        tool: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        credentials: Vec<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        /// The agent's working directory; the tool runs there.
+        cwd: String,
+    },
+}
+
+/// What the broker answers, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    Decision {
+        effect: frona_policy::Effect,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule: Option<String>,
+        reason: String,
+    },
+    /// Output of the tool, base64, with every credential value redacted.
+    Stdout {
+        data: String,
+    },
+    Stderr {
+        data: String,
+    },
+    /// The tool's exit status (128 + N for a signal).
+    Exit {
+        code: i32,
+    },
+    /// The call failed after it was permitted (a backend, the tool could not start …).
+    Error {
+        message: String,
+    },
+}

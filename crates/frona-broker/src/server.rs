@@ -1,0 +1,536 @@
+//! The broker server: accepts the agent's calls on a Unix socket, decides each with the policy
+//! (and remembered grants), records the decision in the audit log before answering, fetches or
+//! issues the credentials, runs the tool with them in its environment only, streams its output
+//! back redacted, and revokes what it issued once the tool has exited.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use frona_backends::cache::SecretCache;
+use frona_backends::registry::{CredentialKind, Registry};
+use frona_backends::{Backend, BackendKind, IssueRequest, Issued, Secret, SecretRef};
+use frona_policy::{Effect, PolicySet, RateTracker, Request};
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+
+use crate::audit::AuditLog;
+use crate::grants::Grants;
+use crate::peer::{descends_from, peer_of};
+use crate::protocol::{Call, Event, MAX_REQUEST, VERSION};
+use crate::redact::Redactor;
+
+/// Everything the broker needs, built by `frona run`.
+pub struct BrokerConfig {
+    pub agent: String,
+    pub session: String,
+    pub policy: PolicySet,
+    pub registry: Registry,
+    /// One client per configured backend.
+    pub backends: HashMap<BackendKind, Box<dyn Backend>>,
+    pub audit: AuditLog,
+    pub grants: Grants,
+    /// Host pid of the agent's init helper: callers must descend from it.
+    pub agent_root: i32,
+    /// The environment tools start from (the agent's, scrubbed).
+    pub tool_env: Vec<(OsString, OsString)>,
+    pub cache_ttl: Duration,
+}
+
+impl std::fmt::Debug for BrokerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerConfig")
+            .field("agent", &self.agent)
+            .field("rules", &self.policy.len())
+            .finish_non_exhaustive()
+    }
+}
+
+pub struct Broker {
+    config: BrokerConfig,
+    rates: Mutex<RateTracker>,
+    cache: SecretCache,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("agent", &self.config.agent)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes events to the client, one JSON line each.
+struct Replies {
+    stream: Mutex<UnixStream>,
+}
+
+impl Replies {
+    fn send(&self, event: &Event) {
+        let Ok(mut line) = serde_json::to_vec(event) else {
+            return;
+        };
+        line.push(b'\n');
+        if let Ok(mut stream) = self.stream.lock() {
+            let _ = stream.write_all(&line);
+        }
+    }
+}
+
+/// A credential ready for one tool run: environment variables, and what to revoke after.
+struct Prepared {
+    env: Vec<(String, Secret)>,
+    revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
+}
+
+fn env_name(credential: &str) -> String {
+    credential
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> std::io::Result<Arc<Self>> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .thread_name("frona-broker")
+            .build()?;
+        let cache = SecretCache::new(config.cache_ttl);
+        Ok(Arc::new(Self {
+            config,
+            rates: Mutex::new(RateTracker::default()),
+            cache,
+            runtime,
+        }))
+    }
+
+    /// Accepts connections until the listener fails; one thread per call.
+    pub fn serve(self: Arc<Self>, listener: UnixListener) {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let broker = Arc::clone(&self);
+            let _ = std::thread::Builder::new()
+                .name("frona-call".into())
+                .spawn(move || broker.handle(stream));
+        }
+    }
+
+    fn audit(&self, mut record: Map<String, Value>) -> bool {
+        record.insert("time".into(), jiff::Timestamp::now().to_string().into());
+        record.insert("agent".into(), self.config.agent.clone().into());
+        record.insert("session".into(), self.config.session.clone().into());
+        match self.config.audit.append(record) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!("{}", e);
+                false
+            }
+        }
+    }
+
+    fn handle(&self, stream: UnixStream) {
+        let started = Instant::now();
+        // A client that never finishes its request does not hold a thread forever.
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let peer = peer_of(&stream).ok();
+        let Ok(reader) = stream.try_clone() else {
+            return;
+        };
+        let replies = Replies {
+            stream: Mutex::new(stream),
+        };
+        let deny = |reason: String, extra: Map<String, Value>| {
+            let mut record = extra;
+            record.insert("decision".into(), "deny".into());
+            record.insert("reason".into(), reason.clone().into());
+            self.audit(record);
+            replies.send(&Event::Decision {
+                effect: Effect::Deny,
+                rule: None,
+                reason,
+            });
+        };
+        let mut peer_info = Map::new();
+        if let Some(p) = peer {
+            peer_info.insert("peer_pid".into(), p.pid.into());
+            peer_info.insert("peer_uid".into(), p.uid.into());
+        }
+        // The request is read before anything is answered, so the peer always gets the answer
+        // (closing a socket with unread data would reset the connection).
+        let mut line = Vec::new();
+        let read = BufReader::new(reader)
+            .take(MAX_REQUEST as u64 + 1)
+            .read_until(b'\n', &mut line);
+        if !peer.is_some_and(|p| descends_from(p.pid, self.config.agent_root)) {
+            return deny(
+                "the caller is not part of the agent's process tree".into(),
+                peer_info,
+            );
+        }
+        if read.is_err() || line.len() > MAX_REQUEST {
+            return deny("request too large or unreadable".into(), peer_info);
+        }
+        let call: Call = match serde_json::from_slice(&line) {
+            Ok(call) => call,
+            Err(e) => {
+                return deny(
+                    format!("malformed request: {}", e.classify_name()),
+                    peer_info,
+                );
+            }
+        };
+        let Call::Tool {
+            v,
+            tool,
+            args,
+            credentials,
+            reason,
+            cwd,
+        } = call;
+        if v != VERSION {
+            return deny(
+                format!("protocol version {v} is not supported (frona speaks {VERSION})"),
+                peer_info,
+            );
+        }
+        let program = self.resolve(&tool);
+        let sha256 = if self.config.policy.pins_binaries() {
+            program.as_deref().and_then(file_sha256)
+        } else {
+            None
+        };
+        let request = Request {
+            tool: tool.clone(),
+            args: args.clone(),
+            credentials: credentials.clone(),
+            agent: self.config.agent.clone(),
+            time: jiff::Timestamp::now(),
+            sha256,
+        };
+        let mut decision = {
+            let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+            self.config.policy.evaluate(&request, &mut rates)
+        };
+        let mut grant_id = None;
+        if decision.effect == Effect::Ask {
+            let tool_name = tool.rsplit('/').next().unwrap_or(&tool);
+            match self.config.grants.use_grant(
+                &self.config.agent,
+                tool_name,
+                &credentials,
+                request.time,
+            ) {
+                Ok(Some(grant)) => {
+                    decision.effect = Effect::Permit;
+                    decision.reason = format!("approved earlier (grant {})", grant.id);
+                    decision.issue = Some(Default::default());
+                    grant_id = Some(grant.id);
+                }
+                Ok(None) => {
+                    decision.effect = Effect::Deny;
+                    decision.reason = format!(
+                        "rule `{}` asks a human; no approval is on record for this agent, tool and credentials",
+                        decision.rule.clone().unwrap_or_default()
+                    );
+                }
+                Err(e) => {
+                    decision.effect = Effect::Deny;
+                    decision.reason = format!("grants unavailable: {e}");
+                }
+            }
+        }
+        let mut record = peer_info;
+        record.insert("kind".into(), "decision".into());
+        record.insert("tool".into(), tool.clone().into());
+        record.insert("args".into(), json!(args));
+        record.insert("credentials".into(), json!(credentials));
+        record.insert("decision".into(), json!(decision.effect));
+        record.insert("rule".into(), json!(decision.rule));
+        record.insert("reason".into(), decision.reason.clone().into());
+        record.insert("grant".into(), json!(grant_id));
+        record.insert("agent_reason".into(), json!(reason));
+        record.insert(
+            "latency_us".into(),
+            (started.elapsed().as_micros() as u64).into(),
+        );
+        // Durable before the answer: no audit, no call.
+        if !self.audit(record) {
+            return replies.send(&Event::Decision {
+                effect: Effect::Deny,
+                rule: None,
+                reason: "the audit log cannot be written; failing closed".into(),
+            });
+        }
+        replies.send(&Event::Decision {
+            effect: decision.effect,
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+        });
+        if decision.effect != Effect::Permit {
+            return;
+        }
+        let Some(program) = program else {
+            return replies.send(&Event::Error {
+                message: format!("`{tool}`: command not found in the agent's PATH"),
+            });
+        };
+        let prepared = match self.prepare(
+            &credentials,
+            decision.issue.as_ref().cloned().unwrap_or_default(),
+            &cwd,
+        ) {
+            Ok(prepared) => prepared,
+            Err(message) => {
+                let mut record = Map::new();
+                record.insert("kind".into(), "issue-failed".into());
+                record.insert("tool".into(), tool.into());
+                record.insert("reason".into(), message.clone().into());
+                self.audit(record);
+                return replies.send(&Event::Error { message });
+            }
+        };
+        let code = run_tool(
+            &program,
+            &args,
+            &cwd,
+            &self.config.tool_env,
+            &prepared.env,
+            &replies,
+        );
+        replies.send(&Event::Exit { code });
+        for (kind, revocation, name) in prepared.revocations {
+            let result = match self.config.backends.get(&kind) {
+                Some(backend) => self
+                    .runtime
+                    .block_on(backend.revoke(&revocation))
+                    .map_err(|e| e.to_string()),
+                None => Err("backend gone".into()),
+            };
+            let mut record = Map::new();
+            record.insert("kind".into(), "revoke".into());
+            record.insert("credential".into(), name.into());
+            record.insert("ok".into(), result.is_ok().into());
+            if let Err(e) = result {
+                record.insert("error".into(), e.into());
+            }
+            self.audit(record);
+        }
+    }
+
+    /// Finds `tool` in the tools' PATH (or takes it as a path).
+    fn resolve(&self, tool: &str) -> Option<PathBuf> {
+        if tool.contains('/') {
+            return Path::new(tool).is_file().then(|| tool.into());
+        }
+        let path = self
+            .config
+            .tool_env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.clone())?;
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(tool))
+            .find(|p| p.is_file())
+    }
+
+    /// Fetches static credentials (through the cache) and issues dynamic ones.
+    fn prepare(
+        &self,
+        credentials: &[String],
+        issue: frona_policy::IssueSpec,
+        cwd: &str,
+    ) -> Result<Prepared, String> {
+        let mut prepared = Prepared {
+            env: Vec::new(),
+            revocations: Vec::new(),
+        };
+        for name in credentials {
+            let credential = self
+                .config
+                .registry
+                .resolve(name, Some(&self.config.agent), Path::new(cwd))
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| format!("credential `{name}` is not registered"))?;
+            let backend = self
+                .config
+                .backends
+                .get(&credential.backend)
+                .ok_or_else(|| format!("backend {} is not configured", credential.backend))?;
+            let env = credential.env.clone().unwrap_or_else(|| env_name(name));
+            match credential.kind {
+                CredentialKind::Static | CredentialKind::Totp => {
+                    let value = match self.cache.get(name) {
+                        Some(value) => value,
+                        None => {
+                            let value = self
+                                .runtime
+                                .block_on(backend.fetch(&SecretRef::from(&credential)))
+                                .map_err(|e| e.to_string())?;
+                            self.cache.put(name, value.clone());
+                            value
+                        }
+                    };
+                    prepared.env.push((env, value));
+                }
+                CredentialKind::Dynamic => {
+                    let request = IssueRequest {
+                        ttl: issue.ttl.unwrap_or(Duration::from_secs(900)),
+                        uses: issue.uses,
+                        policies: issue.policies.clone(),
+                        session_policy: issue.session_policy.clone(),
+                        session_name: Some(format!("frona-{}", self.config.agent)),
+                    };
+                    let Issued {
+                        values, revocation, ..
+                    } = self
+                        .runtime
+                        .block_on(backend.issue(&SecretRef::from(&credential), &request))
+                        .map_err(|e| e.to_string())?;
+                    let single = values.len() == 1;
+                    for (value_name, value) in values {
+                        let var = if single {
+                            env.clone()
+                        } else if value_name.starts_with("AWS_") {
+                            value_name
+                        } else {
+                            format!("{env}_{}", env_name(&value_name))
+                        };
+                        prepared.env.push((var, value));
+                    }
+                    prepared
+                        .revocations
+                        .push((credential.backend, revocation, name.clone()));
+                }
+            }
+        }
+        Ok(prepared)
+    }
+}
+
+fn file_sha256(path: &Path) -> Option<String> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(
+        sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    )
+}
+
+/// Runs the tool, streaming both outputs back redacted; returns its shell status.
+fn run_tool(
+    program: &Path,
+    args: &[String],
+    cwd: &str,
+    base_env: &[(OsString, OsString)],
+    credentials: &[(String, Secret)],
+    replies: &Replies,
+) -> i32 {
+    use std::os::unix::ffi::OsStrExt as _;
+    let mut command = Command::new(program);
+    command
+        .args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .envs(base_env.iter().map(|(k, v)| (k, v)));
+    for (name, value) in credentials {
+        command.env(name, std::ffi::OsStr::from_bytes(value.expose()));
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            replies.send(&Event::Error {
+                message: format!("cannot start `{}`: {e}", program.display()),
+            });
+            return 127;
+        }
+    };
+    let secrets: Vec<&[u8]> = credentials.iter().map(|(_, v)| v.expose()).collect();
+    std::thread::scope(|scope| {
+        let pipes: [(Option<Box<dyn std::io::Read + Send>>, bool); 2] = [
+            (
+                child
+                    .stdout
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                true,
+            ),
+            (
+                child
+                    .stderr
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+                false,
+            ),
+        ];
+        for (pipe, is_stdout) in pipes {
+            let Some(mut pipe) = pipe else { continue };
+            let secrets = secrets.clone();
+            scope.spawn(move || {
+                let mut redactor = Redactor::new(secrets);
+                let mut buffer = [0u8; 16 * 1024];
+                let emit = |bytes: Vec<u8>| {
+                    if bytes.is_empty() {
+                        return;
+                    }
+                    let data = base64::engine::general_purpose::STANDARD.encode(bytes);
+                    replies.send(&if is_stdout {
+                        Event::Stdout { data }
+                    } else {
+                        Event::Stderr { data }
+                    });
+                };
+                loop {
+                    match pipe.read(&mut buffer) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => emit(redactor.push(&buffer[..n])),
+                    }
+                }
+                emit(redactor.finish());
+            });
+        }
+    });
+    match child.wait() {
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt as _;
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        }
+        Err(_) => 125,
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "i/o",
+            serde_json::error::Category::Syntax => "not JSON",
+            serde_json::error::Category::Data => "unknown or missing fields",
+            serde_json::error::Category::Eof => "truncated",
+        }
+    }
+}

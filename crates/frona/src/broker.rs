@@ -1,0 +1,120 @@
+//! Starting the broker for `frona run`: its policy, registry, backends, audit log and grants,
+//! and the socket the agent reaches it on.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use frona_backends::registry::Registry;
+use frona_broker::audit::AuditLog;
+use frona_broker::grants::Grants;
+use frona_broker::server::{Broker, BrokerConfig};
+use frona_policy::PolicySet;
+use frona_sandbox::EnvSnapshot;
+
+use crate::dirs;
+use crate::failure::Failure;
+
+/// A running broker: where its socket is (removed on drop).
+#[derive(Debug)]
+pub struct RunningBroker {
+    pub socket: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for RunningBroker {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private (0700) directory for this session's socket: `$XDG_RUNTIME_DIR/frona/…` or
+/// `/tmp/frona-UID/…`.
+fn socket_dir(env: &EnvSnapshot) -> Result<PathBuf, Failure> {
+    let uid = nix::unistd::getuid().as_raw();
+    let base = env
+        .get("XDG_RUNTIME_DIR")
+        .filter(|v| v.first() == Some(&b'/'))
+        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()).join("frona"))
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/frona-{uid}")));
+    let dir = base.join(format!("session-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            Failure::from_error(&e).with_hint(format!(
+                "frona needs a private directory for its socket at `{}`",
+                dir.display()
+            ))
+        })?;
+    Ok(dir)
+}
+
+fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
+    let files = crate::cmd::read_policy_dir(dir)?;
+    PolicySet::load(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).map_err(|e| {
+        Failure::new(125, format!("{}/{e}", dir.display()))
+            .with_hint("`frona policy check` shows every problem")
+    })
+}
+
+/// Builds and starts the broker on its own threads.
+pub fn start(
+    env: &EnvSnapshot,
+    agent: &str,
+    policy_dir: &Path,
+    tool_env: Vec<(OsString, OsString)>,
+) -> Result<RunningBroker, Failure> {
+    let policy = load_policy(policy_dir)?;
+    let state = dirs::state_dir(env);
+    let audit = AuditLog::open(&state.join("audit.jsonl")).map_err(|e| {
+        Failure::from_error(&e).with_hint(
+            "`frona audit verify` shows the damage; move the log aside to start a new one",
+        )
+    })?;
+    let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
+    let mut backends = crate::backends::backends(env, None)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::from_error(&e))?;
+    let mut clients = HashMap::new();
+    for kind in backends.configured() {
+        match runtime.block_on(backends.client(kind)) {
+            Ok(client) => {
+                clients.insert(kind, client);
+            }
+            Err(e) => tracing::warn!("backend {kind} unavailable to the broker: {e}"),
+        }
+    }
+    drop(runtime);
+    let dir = socket_dir(env)?;
+    let socket = dir.join("broker.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Failure::from_error(&e))?;
+    let broker = Broker::new(BrokerConfig {
+        agent: agent.to_owned(),
+        session: format!(
+            "{}-{}",
+            std::process::id(),
+            jiff::Timestamp::now().as_second()
+        ),
+        policy,
+        registry: Registry::new(dirs::config_dir(env).join("credentials.yaml")),
+        backends: clients,
+        audit,
+        grants,
+        agent_root: std::process::id() as i32,
+        tool_env,
+        cache_ttl: Duration::from_secs(60),
+    })
+    .map_err(|e| Failure::from_error(&e))?;
+    std::thread::Builder::new()
+        .name("frona-broker".into())
+        .spawn(move || broker.serve(listener))
+        .map_err(|e| Failure::from_error(&e))?;
+    Ok(RunningBroker { socket, dir })
+}
