@@ -4,8 +4,10 @@
 //! - [`grants`]: remembered approvals (once, for a while, permanent), persistent and revocable.
 //! - [`redact`]: removing credential values (and their encodings) from what flows back.
 //! - [`protocol`], [`server`], [`peer`]: the agent's Unix socket, JSON lines, `SO_PEERCRED`.
+//! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
 
 pub mod audit;
+pub mod control;
 pub mod grants;
 pub mod peer;
 pub mod protocol;

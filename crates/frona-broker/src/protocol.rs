@@ -46,6 +46,11 @@ pub enum Event {
         rule: Option<String>,
         reason: String,
     },
+    /// The call waits for a human (`frona approve ID`), at most `timeout_secs`.
+    Pending {
+        approval: String,
+        timeout_secs: u64,
+    },
     /// Output of the tool, base64, with every credential value redacted.
     Stdout {
         data: String,

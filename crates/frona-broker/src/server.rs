@@ -21,7 +21,9 @@ use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
 use crate::audit::AuditLog;
+use crate::control::{Answer, Approvals, Pending};
 use crate::grants::Grants;
+use crate::grants::Lifetime;
 use crate::peer::{descends_from, peer_of};
 use crate::protocol::{Call, Event, MAX_REQUEST, VERSION};
 use crate::redact::Redactor;
@@ -54,6 +56,7 @@ impl std::fmt::Debug for BrokerConfig {
 
 pub struct Broker {
     config: BrokerConfig,
+    approvals: Approvals,
     rates: Mutex<RateTracker>,
     cache: SecretCache,
     runtime: tokio::runtime::Runtime,
@@ -113,6 +116,7 @@ impl Broker {
         let cache = SecretCache::new(config.cache_ttl);
         Ok(Arc::new(Self {
             config,
+            approvals: Approvals::default(),
             rates: Mutex::new(RateTracker::default()),
             cache,
             runtime,
@@ -228,10 +232,11 @@ impl Broker {
         };
         let mut grant_id = None;
         if decision.effect == Effect::Ask {
-            let tool_name = tool.rsplit('/').next().unwrap_or(&tool);
+            let tool_name = tool.rsplit('/').next().unwrap_or(&tool).to_owned();
+            let rule = decision.rule.clone().unwrap_or_default();
             match self.config.grants.use_grant(
                 &self.config.agent,
-                tool_name,
+                &tool_name,
                 &credentials,
                 request.time,
             ) {
@@ -242,11 +247,90 @@ impl Broker {
                     grant_id = Some(grant.id);
                 }
                 Ok(None) => {
-                    decision.effect = Effect::Deny;
-                    decision.reason = format!(
-                        "rule `{}` asks a human; no approval is on record for this agent, tool and credentials",
-                        decision.rule.clone().unwrap_or_default()
-                    );
+                    let pending = Pending {
+                        id: new_approval_id(),
+                        agent: self.config.agent.clone(),
+                        tool: tool_name.clone(),
+                        args: args.clone(),
+                        credentials: credentials.clone(),
+                        rule: rule.clone(),
+                        reason: reason.clone(),
+                        asked: request.time,
+                    };
+                    let id = pending.id.clone();
+                    let mut record = peer_info.clone();
+                    record.insert("kind".into(), "ask".into());
+                    record.insert("approval".into(), id.clone().into());
+                    record.insert("tool".into(), tool.clone().into());
+                    record.insert("credentials".into(), json!(credentials));
+                    record.insert("rule".into(), rule.clone().into());
+                    if !self.audit(record) {
+                        return replies.send(&Event::Decision {
+                            effect: Effect::Deny,
+                            rule: None,
+                            reason: "the audit log cannot be written; failing closed".into(),
+                        });
+                    }
+                    let wait = self.approvals.hold(pending);
+                    let timeout = decision.ask_timeout.unwrap_or(Duration::from_secs(300));
+                    replies.send(&Event::Pending {
+                        approval: id.clone(),
+                        timeout_secs: timeout.as_secs(),
+                    });
+                    let answer = wait.recv_timeout(timeout);
+                    self.approvals.release(&id);
+                    match answer {
+                        Ok(Answer::Approve(lifetime)) => {
+                            let granted = self
+                                .config
+                                .grants
+                                .create(
+                                    &self.config.agent,
+                                    &tool_name,
+                                    &credentials,
+                                    &rule,
+                                    lifetime,
+                                    jiff::Timestamp::now(),
+                                )
+                                .and_then(|g| {
+                                    if lifetime == Lifetime::Once {
+                                        self.config
+                                            .grants
+                                            .use_grant(
+                                                &self.config.agent,
+                                                &tool_name,
+                                                &credentials,
+                                                jiff::Timestamp::now(),
+                                            )
+                                            .map(|_| g)
+                                    } else {
+                                        Ok(g)
+                                    }
+                                });
+                            match granted {
+                                Ok(grant) => {
+                                    decision.effect = Effect::Permit;
+                                    decision.reason = format!("approved (grant {})", grant.id);
+                                    decision.issue = Some(Default::default());
+                                    grant_id = Some(grant.id);
+                                }
+                                Err(e) => {
+                                    decision.effect = Effect::Deny;
+                                    decision.reason =
+                                        format!("approved, but the grant could not be stored: {e}");
+                                }
+                            }
+                        }
+                        Ok(Answer::Deny(why)) => {
+                            decision.effect = Effect::Deny;
+                            decision.reason = format!("denied by the operator: {why}");
+                        }
+                        Err(_) => {
+                            decision.effect = Effect::Deny;
+                            decision.reason =
+                                format!("no answer to approval {id} within {}s", timeout.as_secs());
+                        }
+                    }
                 }
                 Err(e) => {
                     decision.effect = Effect::Deny;
@@ -419,6 +503,54 @@ impl Broker {
             }
         }
         Ok(prepared)
+    }
+}
+
+fn new_approval_id() -> String {
+    let mut bytes = [0u8; 6];
+    let _ = getrandom::fill(&mut bytes);
+    format!(
+        "a-{}",
+        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    )
+}
+
+impl Broker {
+    /// Answers one operator request (from [`crate::control`]).
+    pub fn control(&self, request: crate::control::Request) -> Value {
+        use crate::control::Request as R;
+        match request {
+            R::Pending => json!({"ok": true, "pending": self.approvals.list()}),
+            R::Approve { id, lifetime } => match lifetime.parse::<Lifetime>() {
+                Ok(lifetime) => {
+                    let ok = self.approvals.answer(&id, Answer::Approve(lifetime));
+                    json!({"ok": ok, "error": (!ok).then(|| format!("no call is waiting for approval `{id}`"))})
+                }
+                Err(e) => json!({"ok": false, "error": e}),
+            },
+            R::Deny { id, reason } => {
+                let ok = self.approvals.answer(
+                    &id,
+                    Answer::Deny(reason.unwrap_or_else(|| "no reason given".into())),
+                );
+                json!({"ok": ok, "error": (!ok).then(|| format!("no call is waiting for approval `{id}`"))})
+            }
+            R::Grants => match self.config.grants.list(jiff::Timestamp::now()) {
+                Ok(grants) => json!({"ok": true, "grants": grants}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            },
+            R::Revoke { id } => match self.config.grants.revoke(&id) {
+                Ok(true) => {
+                    let mut record = Map::new();
+                    record.insert("kind".into(), "revoke-grant".into());
+                    record.insert("grant".into(), id.into());
+                    self.audit(record);
+                    json!({"ok": true})
+                }
+                Ok(false) => json!({"ok": false, "error": format!("no grant `{id}`")}),
+                Err(e) => json!({"ok": false, "error": e.to_string()}),
+            },
+        }
     }
 }
 

@@ -17,17 +17,25 @@ use frona_sandbox::EnvSnapshot;
 use crate::dirs;
 use crate::failure::Failure;
 
-/// A running broker: where its socket is (removed on drop).
+/// A running broker: where its sockets are (removed on drop).
 #[derive(Debug)]
 pub struct RunningBroker {
     pub socket: PathBuf,
     dir: PathBuf,
+    control: PathBuf,
 }
 
 impl Drop for RunningBroker {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.control);
     }
+}
+
+/// Where the control sockets of running brokers are: in the state directory, which `frona run`
+/// hides from the agent.
+pub fn control_dir(env: &EnvSnapshot) -> PathBuf {
+    dirs::state_dir(env).join("control")
 }
 
 /// A private (0700) directory for this session's socket: `$XDG_RUNTIME_DIR/frona/…` or
@@ -112,9 +120,28 @@ pub fn start(
         cache_ttl: Duration::from_secs(60),
     })
     .map_err(|e| Failure::from_error(&e))?;
+    let control_dir = control_dir(env);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&control_dir)
+        .map_err(|e| Failure::from_error(&e))?;
+    let control = control_dir.join(format!("{}.sock", std::process::id()));
+    let _ = std::fs::remove_file(&control);
+    let control_listener =
+        std::os::unix::net::UnixListener::bind(&control).map_err(|e| Failure::from_error(&e))?;
+    let for_control = std::sync::Arc::clone(&broker);
+    std::thread::Builder::new()
+        .name("frona-control".into())
+        .spawn(move || frona_broker::control::serve(for_control, control_listener))
+        .map_err(|e| Failure::from_error(&e))?;
     std::thread::Builder::new()
         .name("frona-broker".into())
         .spawn(move || broker.serve(listener))
         .map_err(|e| Failure::from_error(&e))?;
-    Ok(RunningBroker { socket, dir })
+    Ok(RunningBroker {
+        socket,
+        dir,
+        control,
+    })
 }

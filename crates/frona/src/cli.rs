@@ -41,6 +41,30 @@ pub enum Command {
     Credential(CredentialCommand),
     /// Run a tool through the broker, with credentials the policy grants (agent side).
     Tool(ToolArgs),
+    /// Approve a call waiting for a human (operator side).
+    Approve {
+        /// The approval id (`frona approvals` lists them).
+        id: String,
+        /// once, a duration (30m, 2h, 3d) or permanent.
+        #[arg(long = "for", default_value = "once", value_name = "LIFETIME")]
+        lifetime: String,
+    },
+    /// Deny a call waiting for a human (operator side).
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// List calls waiting for a human.
+    Approvals {
+        #[arg(long)]
+        json: bool,
+    },
+    /// List or revoke remembered approvals.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// Show or verify the audit log.
+    Audit(AuditArgs),
     /// Check, test and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
@@ -146,6 +170,34 @@ pub struct DoctorArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GrantCommand {
+    /// Every live grant.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a grant: the next call it would have covered is decided afresh.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: Option<AuditCommand>,
+    /// Only records at or after this time (RFC 3339).
+    #[arg(long)]
+    pub since: Option<String>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the hash chain of the whole log; exits 1 if it was changed or is torn.
+    Verify,
 }
 
 #[derive(Debug, Args)]

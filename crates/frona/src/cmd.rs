@@ -1,5 +1,7 @@
 //! One module per subcommand.
 
+mod audit;
+mod control;
 mod credential;
 mod doctor;
 mod env;
@@ -27,6 +29,11 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Secret(command) => secret::secret(command, &env),
         Command::Policy(command) => policy::policy(command, &env),
         Command::Tool(args) => tool::tool(args, &env),
+        Command::Approve { id, lifetime } => control::approve(&id, &lifetime, &env),
+        Command::Deny { id, reason } => control::deny(&id, reason, &env),
+        Command::Approvals { json } => control::approvals(json, &env),
+        Command::Grant(command) => control::grant(command, &env),
+        Command::Audit(args) => audit::audit(args, &env),
         Command::Credential(command) => credential::credential(command, &env),
         Command::Init(args) => init::init(args),
     }

@@ -70,6 +70,7 @@ rules:
     tool: printenv
     credentials: [stripe-key]
     effect: ask
+    timeout: 1s
 "#;
 
 #[test]
@@ -103,7 +104,10 @@ fn permitted_tools_get_the_credential_and_the_agent_never_does() {
         out.contains("denied by rule `no-curl`: curl is not for agents"),
         "{out}"
     );
-    assert!(out.contains("asks a human"), "{out}");
+    assert!(
+        out.contains("no answer to approval"),
+        "an unanswered ask is denied: {out}"
+    );
 
     // The audit log: every decision, chained, verifiable, no value.
     let log = dirs.root.join("state/audit.jsonl");
@@ -119,6 +123,7 @@ fn permitted_tools_get_the_credential_and_the_agent_never_does() {
         .map(|r| r["decision"].as_str().unwrap())
         .collect();
     assert_eq!(decisions, ["permit", "deny", "deny", "deny"]);
+    assert_eq!(records.iter().filter(|r| r["kind"] == "ask").count(), 1);
     assert!(records.iter().all(|r| r["peer_pid"].is_number()));
     frona_broker::audit::verify(&log).unwrap();
 }
@@ -170,5 +175,174 @@ fn only_the_agents_process_tree_may_call_and_bad_requests_are_refused() {
     assert!(
         log.contains("not part of the agent's process tree"),
         "the refusal is audited"
+    );
+}
+
+const ASKING: &str = r#"
+rules:
+  - name: printenv-asks
+    tool: printenv
+    credentials: [stripe-key]
+    effect: ask
+    timeout: 3s
+"#;
+
+/// Polls `frona approvals --json` until `count` calls have asked in total; returns the newest id.
+fn wait_for_approval(dirs: &Dirs, seen: &mut Vec<String>) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let output = dirs
+            .cmd(&["approvals", "--json"])
+            .env("FRONA_STATE_DIR", dirs.root.join("state"))
+            .output()
+            .unwrap();
+        let pending: Vec<serde_json::Value> =
+            serde_json::from_slice(&output.stdout).unwrap_or_default();
+        if let Some(id) = pending
+            .iter()
+            .filter_map(|p| p["id"].as_str())
+            .find(|id| !seen.iter().any(|s| s == id))
+        {
+            seen.push(id.to_owned());
+            return id.to_owned();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no approval appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn operator(dirs: &Dirs, args: &[&str]) -> Output {
+    dirs.cmd(args)
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn ask_then_approve_once_then_deny() {
+    let dirs = setup("approve-once", ASKING);
+    let frona = frona_bin();
+    let script = format!(
+        "{f} tool --credential stripe-key -- printenv STRIPE_API_KEY; echo rc1=$?; \
+         {f} tool --credential stripe-key -- printenv STRIPE_API_KEY; echo rc2=$?",
+        f = frona.display()
+    );
+    let agent = dirs
+        .cmd(&["run", "--quiet", "--", "sh", "-c", &script])
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let first = wait_for_approval(&dirs, &mut seen);
+    assert!(
+        operator(&dirs, &["approve", &first, "--for", "once"])
+            .status
+            .success()
+    );
+    let second = wait_for_approval(&dirs, &mut seen);
+    assert!(
+        operator(&dirs, &["deny", &second, "--reason", "not twice"])
+            .status
+            .success()
+    );
+    let output = agent.wait_with_output().unwrap();
+    let out = text(&output);
+    assert!(out.contains("[REDACTED]\nrc1=0"), "{out}");
+    assert!(
+        out.contains("rc2=77") && out.contains("denied by the operator: not twice"),
+        "{out}"
+    );
+    assert!(!out.contains(VALUE));
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert_eq!(log.matches("\"kind\":\"ask\"").count(), 2, "{log}");
+    frona_broker::audit::verify(&dirs.root.join("state/audit.jsonl")).unwrap();
+}
+
+#[test]
+fn approve_for_a_while_revoke_and_time_out() {
+    let dirs = setup("approve-2h", ASKING);
+    let frona = frona_bin();
+    let flag = dirs.root.join("revoked");
+    let script = format!(
+        "{f} tool --credential stripe-key -- printenv STRIPE_API_KEY; echo rc1=$?; \
+         {f} tool --credential stripe-key -- printenv STRIPE_API_KEY; echo rc2=$?; \
+         echo phase2; while [ ! -e {flag} ]; do sleep 0.05; done; \
+         {f} tool --credential stripe-key -- printenv STRIPE_API_KEY; echo rc3=$?",
+        f = frona.display(),
+        flag = flag.display()
+    );
+    let mut agent = crate::support::Running::start({
+        let mut cmd = dirs.cmd(&["run", "--quiet", "--", "sh", "-c", &script]);
+        cmd.env("FRONA_STATE_DIR", dirs.root.join("state"));
+        cmd
+    });
+    let mut seen = Vec::new();
+    let first = wait_for_approval(&dirs, &mut seen);
+    assert!(
+        operator(&dirs, &["approve", &first, "--for", "2h"])
+            .status
+            .success()
+    );
+    assert_eq!(agent.line(), "[REDACTED]");
+    assert_eq!(agent.line(), "rc1=0");
+    assert_eq!(
+        agent.line(),
+        "[REDACTED]",
+        "the 2h grant covers the second call without asking"
+    );
+    assert_eq!(agent.line(), "rc2=0");
+    assert_eq!(agent.line(), "phase2");
+    let grants: Vec<serde_json::Value> =
+        serde_json::from_slice(&operator(&dirs, &["grant", "list", "--json"]).stdout).unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    let id = grants[0]["id"].as_str().unwrap();
+    assert!(operator(&dirs, &["grant", "revoke", id]).status.success());
+    std::fs::write(&flag, "").unwrap();
+    // Revoked: the third call asks again, and nobody answers within the rule's 3 s.
+    assert_eq!(agent.line(), "rc3=77");
+    let (code, stderr) = agent.finish();
+    assert_eq!(code, 0);
+    assert!(stderr.contains("no answer to approval"), "{stderr}");
+}
+
+/// The agent cannot approve its own request: frona's state directory (with the control
+/// sockets) is hidden from it, and the control socket refuses processes frona started.
+#[test]
+fn the_agent_cannot_approve_its_own_request() {
+    let dirs = setup("self-approve", ASKING);
+    let frona = frona_bin();
+    let script = format!(
+        "{f} tool --credential stripe-key -- printenv STRIPE_API_KEY 2>{err} & \
+         sleep 1; id=$(grep -o 'a-[0-9a-f]*' {err} | head -1); echo id=$id; \
+         {f} approve $id --for permanent; echo self=$?; \
+         for s in $(ls {state}/control/*.sock 2>/dev/null); do echo reachable=$s; done; \
+         wait $!; echo rc=$?",
+        f = frona.display(),
+        err = dirs.root.join("tool-err").display(),
+        state = dirs.root.join("state").display(),
+    );
+    let output = run_agent(&dirs, &script);
+    let out = text(&output);
+    assert!(out.contains("id=a-"), "{out}");
+    assert!(out.contains("self=1"), "{out}");
+    assert!(
+        !out.contains("reachable="),
+        "the control socket is visible to the agent: {out}"
+    );
+    assert!(out.contains("rc=77"), "{out}");
+    assert!(!out.contains(VALUE));
+    // And a process frona started cannot use the control socket even when it can reach it.
+    let sockets: Vec<_> = std::fs::read_dir(dirs.root.join("state/control"))
+        .map(|d| d.count())
+        .into_iter()
+        .collect();
+    assert!(
+        sockets.iter().all(|&n| n == 0),
+        "the control socket is removed when frona exits"
     );
 }

@@ -68,6 +68,14 @@ pub fn tool(args: ToolArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
                 return Err(Failure::new(EXIT_DENIED, format!("denied{by}: {reason}"))
                     .with_hint("`frona policy explain` shows which rule decides a call"));
             }
+            Event::Pending {
+                approval,
+                timeout_secs,
+            } => {
+                eprintln!(
+                    "frona: waiting up to {timeout_secs}s for a human: `frona approve {approval} --for once` (or 2h, 3d, permanent) or `frona deny {approval}`"
+                );
+            }
             Event::Stdout { data } => {
                 let _ = std::io::stdout().write_all(&decode(&data));
                 let _ = std::io::stdout().flush();
