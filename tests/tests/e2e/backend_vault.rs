@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::credentials::{Dirs, fingerprint};
 use crate::fake_http::{FakeServer, Request, Response};
 
-const ROOT: &str = "hvs.frona-test-root-token";
+pub const ROOT: &str = "hvs.frona-test-root-token";
 const VALUE: &str = "sk_live_VaultKvValue0123456789abcdef";
 const ROTATED: &str = "sk_live_VaultRotated9876543210fedcba";
 const ROLE_ID: &str = "role-1234";
@@ -18,9 +18,9 @@ const SECRET_ID: &str = "secret-id-5678-abcdef";
 const APPROLE_TOKEN: &str = "hvs.approle-login-token";
 
 #[derive(Default)]
-struct State {
+pub struct State {
     kv: HashMap<String, Vec<Value>>,
-    revoked_accessors: Vec<String>,
+    pub revoked_accessors: Vec<String>,
     revoked_leases: Vec<String>,
 }
 
@@ -38,7 +38,7 @@ fn error(status: u16, message: &str) -> Response {
     Response::json(status, json!({"errors": [message]}))
 }
 
-fn vault(request: &Request, state: &Mutex<State>) -> Response {
+pub fn vault(request: &Request, state: &Mutex<State>) -> Response {
     let mut state = state.lock().unwrap();
     let path = request.path();
     if path == "/v1/sys/health" {

@@ -346,3 +346,88 @@ fn the_agent_cannot_approve_its_own_request() {
         "the control socket is removed when frona exits"
     );
 }
+
+/// 64 clients at once: every call answered, every decision audited once, the chain intact.
+#[test]
+fn sixty_four_concurrent_clients_are_all_audited() {
+    let dirs = setup("concurrent", POLICY);
+    let frona = frona_bin();
+    let script = format!(
+        "for i in $(seq 1 64); do {f} tool --credential stripe-key -- sh -c 'echo ok-$STRIPE_API_KEY' > {out}/$i 2>&1 & done; \
+         wait; cat {out}/* | sort | uniq -c",
+        f = frona.display(),
+        out = dirs.root.join("out").display()
+    );
+    std::fs::create_dir_all(dirs.root.join("out")).unwrap();
+    let output = run_agent(&dirs, &script);
+    let out = text(&output);
+    assert!(out.contains("64 ok-[REDACTED]"), "{out}");
+    let log = dirs.root.join("state/audit.jsonl");
+    let head = frona_broker::audit::verify(&log).unwrap();
+    assert_eq!(head.records, 64, "one decision record per call");
+}
+
+/// A dynamic credential: a Vault child token issued for one call (ttl, uses, policies from the
+/// rule), given only to the tool, and revoked by accessor after the tool exits.
+#[test]
+fn dynamic_vault_tokens_are_issued_per_call_and_revoked_after() {
+    use crate::backend_vault::{ROOT, State, vault};
+    let state = std::sync::Arc::new(std::sync::Mutex::new(State::default()));
+    let shared = std::sync::Arc::clone(&state);
+    let server = crate::fake_http::FakeServer::start(move |r| vault(r, &shared));
+    let dirs = setup(
+        "dynamic",
+        "rules:\n  - name: child-token\n    tool: sh\n    credentials: [vault-child]\n    effect: permit\n    issue: { ttl: 60s, uses: 1, policies: [stripe-read] }\n",
+    );
+    let register = dirs
+        .cmd(&[
+            "credential",
+            "register",
+            "--name",
+            "vault-child",
+            "--backend",
+            "vault",
+            "--path",
+            "auth/token/create",
+            "--kind",
+            "dynamic",
+            "--env",
+            "VAULT_CHILD",
+        ])
+        .output()
+        .unwrap();
+    assert!(register.status.success());
+    let frona = frona_bin();
+    let script = format!(
+        "echo root=${{VAULT_TOKEN:-unset}}; {f} tool --credential vault-child -- sh -c 'echo child=$VAULT_CHILD'; echo rc=$?",
+        f = frona.display()
+    );
+    let output = dirs
+        .cmd(&["run", "--quiet", "--", "sh", "-c", &script])
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .env("VAULT_ADDR", server.url())
+        .env("VAULT_TOKEN", ROOT)
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(
+        out.contains("root=unset"),
+        "frona's own Vault token never reaches the agent: {out}"
+    );
+    assert!(
+        out.contains("child=[REDACTED]") && out.contains("rc=0"),
+        "{out}"
+    );
+    assert!(!out.contains("hvs."), "{out}");
+    assert_eq!(
+        state.lock().unwrap().revoked_accessors,
+        ["acc-child-1"],
+        "revoked after the call"
+    );
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert!(
+        log.contains("\"kind\":\"revoke\"") && log.contains("\"ok\":true"),
+        "{log}"
+    );
+    assert!(!log.contains("hvs."), "no token in the audit log");
+}
