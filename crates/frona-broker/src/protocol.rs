@@ -34,6 +34,17 @@ pub enum Call {
         /// The agent's working directory; the tool runs there.
         cwd: String,
     },
+    /// Hand credential values to the agent itself (for an SDK that must hold a token). Only a
+    /// permit rule with `issue: { deliver: value }` for `tool` allows it.
+    Issue {
+        v: u32,
+        /// The program that will use the values (what the policy matches).
+        tool: String,
+        credentials: Vec<String>,
+        #[serde(default)]
+        reason: Option<String>,
+        cwd: String,
+    },
 }
 
 /// What the broker answers, in order.
@@ -61,6 +72,12 @@ pub enum Event {
     /// The tool's exit status (128 + N for a signal).
     Exit {
         code: i32,
+    },
+    /// A delivered credential value (`Issue` calls only).
+    Credential {
+        name: String,
+        env: String,
+        value: String,
     },
     /// The call failed after it was permitted (a backend, the tool could not start …).
     Error {

@@ -198,14 +198,23 @@ impl Broker {
                 );
             }
         };
-        let Call::Tool {
-            v,
-            tool,
-            args,
-            credentials,
-            reason,
-            cwd,
-        } = call;
+        let (v, tool, args, credentials, reason, cwd, deliver) = match call {
+            Call::Tool {
+                v,
+                tool,
+                args,
+                credentials,
+                reason,
+                cwd,
+            } => (v, tool, args, credentials, reason, cwd, false),
+            Call::Issue {
+                v,
+                tool,
+                credentials,
+                reason,
+                cwd,
+            } => (v, tool, Vec::new(), credentials, reason, cwd, true),
+        };
         if v != VERSION {
             return deny(
                 format!("protocol version {v} is not supported (frona speaks {VERSION})"),
@@ -338,8 +347,25 @@ impl Broker {
                 }
             }
         }
+        // Handing a value to the agent needs a rule that says so.
+        if deliver
+            && decision.effect == Effect::Permit
+            && decision
+                .issue
+                .as_ref()
+                .is_none_or(|i| i.deliver != frona_policy::Deliver::Value)
+        {
+            decision.effect = Effect::Deny;
+            decision.reason = format!(
+                "rule `{}` gives credentials to tools only; handing a value to the agent needs `issue: {{ deliver: value }}`",
+                decision.rule.clone().unwrap_or_default()
+            );
+        }
         let mut record = peer_info;
-        record.insert("kind".into(), "decision".into());
+        record.insert(
+            "kind".into(),
+            if deliver { "deliver" } else { "decision" }.into(),
+        );
         record.insert("tool".into(), tool.clone().into());
         record.insert("args".into(), json!(args));
         record.insert("credentials".into(), json!(credentials));
@@ -367,6 +393,27 @@ impl Broker {
         });
         if decision.effect != Effect::Permit {
             return;
+        }
+        if deliver {
+            return match self.prepare(
+                &credentials,
+                decision.issue.as_ref().cloned().unwrap_or_default(),
+                &cwd,
+            ) {
+                Ok(prepared) => {
+                    for ((env, value), name) in prepared.env.iter().zip(credentials.iter().cycle())
+                    {
+                        let value = String::from_utf8_lossy(value.expose()).into_owned();
+                        replies.send(&Event::Credential {
+                            name: name.clone(),
+                            env: env.clone(),
+                            value,
+                        });
+                    }
+                    replies.send(&Event::Exit { code: 0 });
+                }
+                Err(message) => replies.send(&Event::Error { message }),
+            };
         }
         let Some(program) = program else {
             return replies.send(&Event::Error {

@@ -41,6 +41,18 @@ pub enum Command {
     Credential(CredentialCommand),
     /// Run a tool through the broker, with credentials the policy grants (agent side).
     Tool(ToolArgs),
+    /// Receive credential values in the agent itself, where a rule says `deliver: value`
+    /// (agent side); prints `ENV=value` lines.
+    Issue {
+        /// A credential (repeatable).
+        #[arg(long = "credential", value_name = "NAME", required = true)]
+        credentials: Vec<String>,
+        /// The program that will use the values (what the policy matches).
+        #[arg(long)]
+        tool: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
     /// Approve a call waiting for a human (operator side).
     Approve {
         /// The approval id (`frona approvals` lists them).

@@ -29,6 +29,11 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Secret(command) => secret::secret(command, &env),
         Command::Policy(command) => policy::policy(command, &env),
         Command::Tool(args) => tool::tool(args, &env),
+        Command::Issue {
+            credentials,
+            tool,
+            reason,
+        } => tool::issue(credentials, tool, reason, &env),
         Command::Approve { id, lifetime } => control::approve(&id, &lifetime, &env),
         Command::Deny { id, reason } => control::deny(&id, reason, &env),
         Command::Approvals { json } => control::approvals(json, &env),

@@ -431,3 +431,31 @@ fn dynamic_vault_tokens_are_issued_per_call_and_revoked_after() {
     );
     assert!(!log.contains("hvs."), "no token in the audit log");
 }
+
+/// `frona issue` hands a value to the agent only where a rule says `deliver: value`.
+#[test]
+fn values_reach_the_agent_only_with_deliver_value() {
+    let dirs = setup(
+        "deliver",
+        "rules:\n  - name: sdk\n    tool: python3\n    credentials: [stripe-key]\n    effect: permit\n    issue: { deliver: value }\n  - name: tools-only\n    tool: node\n    credentials: [stripe-key]\n    effect: permit\n",
+    );
+    let frona = frona_bin();
+    let script = format!(
+        "{f} issue --credential stripe-key --tool python3; echo rc1=$?; {f} issue --credential stripe-key --tool node; echo rc2=$?",
+        f = frona.display()
+    );
+    let out = text(&run_agent(&dirs, &script));
+    assert!(
+        out.contains(&format!("STRIPE_API_KEY={VALUE}\nrc1=0")),
+        "{out}"
+    );
+    assert!(
+        out.contains("rc2=77") && out.contains("gives credentials to tools only"),
+        "{out}"
+    );
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert!(
+        log.contains("\"kind\":\"deliver\"") && !log.contains(VALUE),
+        "{log}"
+    );
+}

@@ -1,5 +1,6 @@
-//! `frona tool`: the agent's side of the broker. Sends one call, prints the tool's output as it
-//! streams back (credentials already redacted), and exits with the tool's status.
+//! `frona tool` and `frona issue`: the agent's side of the broker. Sends one call, plays the
+//! answer (the tool's output as it streams back, credentials already redacted; or delivered
+//! values as `ENV=value` lines), and exits with the tool's status.
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
@@ -17,6 +18,47 @@ use crate::failure::Failure;
 pub const EXIT_DENIED: i32 = 77;
 
 pub fn tool(args: ToolArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let (tool, tool_args) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Failure::new(125, "no command"))?;
+    let call = Call::Tool {
+        v: VERSION,
+        tool: tool.clone(),
+        args: tool_args.to_vec(),
+        credentials: args.credentials,
+        reason: args.reason,
+        cwd: cwd(),
+    };
+    exchange(&call, env)
+}
+
+pub fn issue(
+    credentials: Vec<String>,
+    tool: String,
+    reason: Option<String>,
+    env: &EnvSnapshot,
+) -> Result<i32, Failure> {
+    exchange(
+        &Call::Issue {
+            v: VERSION,
+            tool,
+            credentials,
+            reason,
+            cwd: cwd(),
+        },
+        env,
+    )
+}
+
+fn cwd() -> String {
+    std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| "/".into())
+}
+
+/// Sends `call` and plays the broker's answer.
+fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
     let socket = env.get(FRONA_BROKER_SOCKET).map(|v| String::from_utf8_lossy(v).into_owned()).ok_or_else(|| {
         Failure::new(125, format!("{FRONA_BROKER_SOCKET} is not set")).with_hint(
             "`frona tool` works inside `frona run`, which starts the broker when a policy directory exists ($XDG_CONFIG_HOME/frona/policies or --policy)",
@@ -27,22 +69,7 @@ pub fn tool(args: ToolArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             "is the frona that started this agent still running? ({socket})"
         ))
     })?;
-    let (tool, tool_args) = args
-        .command
-        .split_first()
-        .ok_or_else(|| Failure::new(125, "no command"))?;
-    let cwd = std::env::current_dir()
-        .map(|d| d.display().to_string())
-        .unwrap_or_else(|_| "/".into());
-    let call = Call::Tool {
-        v: VERSION,
-        tool: tool.clone(),
-        args: tool_args.to_vec(),
-        credentials: args.credentials,
-        reason: args.reason,
-        cwd,
-    };
-    let mut line = serde_json::to_vec(&call).map_err(|e| Failure::from_error(&e))?;
+    let mut line = serde_json::to_vec(call).map_err(|e| Failure::from_error(&e))?;
     line.push(b'\n');
     stream
         .write_all(&line)
@@ -71,11 +98,9 @@ pub fn tool(args: ToolArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             Event::Pending {
                 approval,
                 timeout_secs,
-            } => {
-                eprintln!(
-                    "frona: waiting up to {timeout_secs}s for a human: `frona approve {approval} --for once` (or 2h, 3d, permanent) or `frona deny {approval}`"
-                );
-            }
+            } => eprintln!(
+                "frona: waiting up to {timeout_secs}s for a human: `frona approve {approval} --for once` (or 2h, 3d, permanent) or `frona deny {approval}`"
+            ),
             Event::Stdout { data } => {
                 let _ = std::io::stdout().write_all(&decode(&data));
                 let _ = std::io::stdout().flush();
@@ -83,6 +108,7 @@ pub fn tool(args: ToolArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             Event::Stderr { data } => {
                 let _ = std::io::stderr().write_all(&decode(&data));
             }
+            Event::Credential { env, value, .. } => println!("{env}={value}"),
             Event::Exit { code: exit } => code = exit,
             Event::Error { message } => return Err(Failure::new(125, message)),
         }
