@@ -105,3 +105,27 @@ for label, flags, helpers in (("default isolation", [], 2), ("--isolation off", 
         p.wait()
     print(f"| `kill -9 frona` until the agent tree ({len(tree)} processes) is gone, {label} | {statistics.median(times)*1e3:.2f} ms | {max(times)*1e3:.2f} ms |")
 PY
+
+# Policy evaluation: 10, 100 and 1,000 rules, decided by the last rule.
+echo
+cargo bench --quiet --locked -p frona-policy 2>/dev/null
+
+# Broker round trips (request → decision → reply, audit durable; no tool run: the calls are
+# denied, which takes the same policy and audit path as a permit up to the reply).
+cargo build --release --locked -p frona-tests --bin frona-test-agent >&2
+agent="$PWD/target/release/frona-test-agent"
+work="$(mktemp -d)"
+trap 'rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
+mkdir -p "$work/config/policies"
+printf 'rules: []\n' > "$work/config/policies/bench.yaml"
+echo
+echo "| broker, audit on | clients | calls | p50 | p99 | calls/s |"
+echo "|---|---|---|---|---|---|"
+for state in "$work/state" "/dev/shm/frona-bench-$$"; do
+  where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
+  for clients in 1 64; do
+    FRONA_CONFIG_DIR="$work/config" FRONA_DATA_DIR="$work/data" FRONA_STATE_DIR="$state" \
+      "$frona" run --quiet --isolation off -- "$agent" bench-broker 6400 "$clients" |
+      python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"| $where | {r['clients']} | {r['calls']} | {r['p50_us']} µs | {r['p99_us']} µs | {r['calls_per_s']:.0f} |\")"
+  done
+done

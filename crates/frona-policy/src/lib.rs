@@ -274,41 +274,40 @@ impl PolicySet {
         })
     }
 
-    /// Why `rule` does not apply to `request`, or `None` when it does (rate limit aside).
-    fn mismatch(rule: &Rule, request: &Request) -> Option<String> {
+    /// Why `rule` does not apply to `request`, or `None` when it does (rate limit aside). The
+    /// text is built only when `explain` asks for it: evaluation allocates nothing per rule.
+    fn mismatch(rule: &Rule, request: &Request, explain: bool) -> Option<String> {
+        let why = |text: &dyn Fn() -> String| Some(if explain { text() } else { String::new() });
         let tool = basename(&request.tool);
         if !rule.tools.is_empty() && !rule.tools.iter().any(|g| g.matches(tool)) {
-            return Some(format!("tool `{tool}` is not {:?}", rule.tools));
+            return why(&|| format!("tool `{tool}` is not {:?}", rule.tools));
         }
         for (position, pattern) in rule.args.iter().enumerate() {
             match request.args.get(position) {
                 Some(arg) if pattern.matches(arg) => {}
                 Some(arg) => {
-                    return Some(format!(
-                        "argument {} `{arg}` does not match `{}`",
-                        position + 1,
-                        pattern.as_str()
-                    ));
+                    return why(&|| {
+                        format!(
+                            "argument {} `{arg}` does not match `{}`",
+                            position + 1,
+                            pattern.as_str()
+                        )
+                    });
                 }
                 None => {
-                    return Some(format!(
-                        "no argument {} for `{}`",
-                        position + 1,
-                        pattern.as_str()
-                    ));
+                    return why(&|| {
+                        format!("no argument {} for `{}`", position + 1, pattern.as_str())
+                    });
                 }
             }
         }
         if let Some(regex) = &rule.args_regex
             && !regex.is_match(&request.args.join(" "))
         {
-            return Some(format!("arguments do not match /{}/", regex.as_str()));
+            return why(&|| format!("arguments do not match /{}/", regex.as_str()));
         }
         if !rule.agents.is_empty() && !rule.agents.iter().any(|g| g.matches(&request.agent)) {
-            return Some(format!(
-                "agent `{}` is not {:?}",
-                request.agent, rule.agents
-            ));
+            return why(&|| format!("agent `{}` is not {:?}", request.agent, rule.agents));
         }
         // A rule listing credentials applies to calls asking for some of them (and nothing
         // else); a rule listing none applies only to calls asking for none. A permit never
@@ -318,31 +317,33 @@ impl PolicySet {
             .iter()
             .find(|c| !rule.credentials.iter().any(|g| g.matches(c)))
         {
-            return Some(format!(
-                "credential `{wanted}` is not covered by {:?}",
-                rule.credentials
-            ));
+            return why(&|| {
+                format!(
+                    "credential `{wanted}` is not covered by {:?}",
+                    rule.credentials
+                )
+            });
         }
         if request.credentials.is_empty() && !rule.credentials.is_empty() {
-            return Some(format!(
-                "the call asks for no credential, the rule is about {:?}",
-                rule.credentials
-            ));
+            return why(&|| {
+                format!(
+                    "the call asks for no credential, the rule is about {:?}",
+                    rule.credentials
+                )
+            });
         }
         if let Some(when) = &rule.when
-            && let Some(why) = outside(when, request.time)
+            && let Some(reason) = outside(when, request.time)
         {
-            return Some(why);
+            return Some(reason);
         }
         if let Some(expected) = &rule.sha256
-            && request
+            && !request
                 .sha256
                 .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref()
-                != Some(expected)
+                .is_some_and(|s| s.eq_ignore_ascii_case(expected))
         {
-            return Some("the tool binary's SHA-256 is not the pinned one".into());
+            return why(&|| "the tool binary's SHA-256 is not the pinned one".into());
         }
         None
     }
@@ -386,7 +387,7 @@ impl PolicySet {
         let tool = basename(&request.tool);
         for index in self.candidates(tool) {
             let rule = &self.rules[index];
-            if Self::mismatch(rule, request).is_none() {
+            if Self::mismatch(rule, request, false).is_none() {
                 return Self::decide(rule, rates.check(index, rule, request));
             }
         }
@@ -399,7 +400,7 @@ impl PolicySet {
         let mut steps = Vec::new();
         for index in self.candidates(basename(&request.tool)) {
             let rule = &self.rules[index];
-            let skipped = Self::mismatch(rule, request);
+            let skipped = Self::mismatch(rule, request, true);
             let matched = skipped.is_none();
             steps.push(Step {
                 rule: rule.name.clone(),

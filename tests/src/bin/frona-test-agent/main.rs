@@ -222,9 +222,56 @@ fn main() {
                 names.join(",")
             ));
         }
+        // Broker round trips: N calls from C threads, each timed from request to decision.
+        "bench-broker" => bench_broker(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
         other => {
             eprintln!("frona-test-agent: unknown command `{other}`");
             std::process::exit(2);
         }
     }
+}
+
+/// Times `total` broker calls from `clients` threads (request sent → decision line read) and
+/// prints p50, p99 and calls/s as one JSON line.
+fn bench_broker(total: usize, clients: usize) {
+    use std::io::{BufRead as _, BufReader};
+    let socket = std::env::var("FRONA_BROKER_SOCKET").expect("run under frona run with a broker");
+    let request = b"{\"v\":1,\"op\":\"tool\",\"tool\":\"bench-noop\",\"args\":[],\"credentials\":[],\"cwd\":\"/\"}\n";
+    let started = std::time::Instant::now();
+    let per_client = total / clients;
+    let mut latencies: Vec<u128> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                let socket = socket.clone();
+                scope.spawn(move || {
+                    (0..per_client)
+                        .map(|_| {
+                            let t = std::time::Instant::now();
+                            let mut stream =
+                                std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                            stream.write_all(request).unwrap();
+                            let mut line = String::new();
+                            BufReader::new(stream).read_line(&mut line).unwrap();
+                            assert!(line.contains("decision"), "{line}");
+                            t.elapsed().as_micros()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort_unstable();
+    let pick = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    say(&format!(
+        "{{\"clients\":{clients},\"calls\":{},\"p50_us\":{},\"p99_us\":{},\"calls_per_s\":{:.0}}}",
+        latencies.len(),
+        pick(0.50),
+        pick(0.99),
+        latencies.len() as f64 / elapsed
+    ));
 }
