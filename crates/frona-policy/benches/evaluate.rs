@@ -1,9 +1,10 @@
 //! Policy evaluation time at 10, 100 and 1,000 rules (`cargo bench -p frona-policy`).
-// A benchmark panics on a broken setup, as a test does.
-#![allow(clippy::unwrap_used)]
 //! The request is decided by the last rule (the worst case for first-match), with the rules
 //! spread over many tools as real policies are; the same set with every rule on a wildcard tool
 //! shows what the tool index saves.
+
+// A benchmark panics on a broken setup, as a test does.
+#![allow(clippy::unwrap_used)]
 
 use std::hint::black_box;
 use std::time::Instant;
