@@ -136,23 +136,7 @@ impl Body {
         serde_json::from_slice(&self.0).map_err(|e| BackendError::Protocol {
             backend,
             path: path.to_owned(),
-            detail: format!("not the expected JSON ({})", e.classify_name()),
+            detail: format!("not the expected JSON ({})", crate::json_error_kind(&e)),
         })
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    /// The kind of JSON error without its text, which may quote the body.
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "i/o",
-            serde_json::error::Category::Syntax => "syntax error",
-            serde_json::error::Category::Data => "unexpected fields",
-            serde_json::error::Category::Eof => "truncated",
-        }
     }
 }

@@ -13,6 +13,7 @@ pub mod azure;
 pub mod cache;
 pub mod config;
 pub mod error;
+mod files;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "http")]
@@ -199,6 +200,16 @@ pub trait Backend: Send + Sync + fmt::Debug {
                 operation: "revocation",
             }),
         }
+    }
+}
+
+/// The kind of a JSON error, without its text (which may quote the document, and so a value).
+pub fn json_error_kind(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected or missing fields",
+        serde_json::error::Category::Eof => "truncated",
     }
 }
 

@@ -11,7 +11,7 @@
 //!   the same directory, fsync, rename, fsync of the directory); readers never lock.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -347,7 +347,7 @@ impl LocalStore {
         Ok(Some(file))
     }
 
-    /// Replaces the file atomically: temp file in the same directory, fsync, rename, fsync dir.
+    /// Replaces the file atomically (see [`crate::files::replace`]).
     fn write_file(&self, file: &StoreFile) -> Result<(), LocalError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         create_private_dir(dir)?;
@@ -355,25 +355,7 @@ impl LocalStore {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;
-        let tmp = dir.join(format!(
-            ".{}.tmp-{}",
-            file_name(&self.path),
-            std::process::id()
-        ));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
-        out.write_all(&text)
-            .and_then(|()| out.sync_all())
-            .map_err(io_err(&tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(io_err(&self.path))?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(dir))
+        crate::files::replace(&self.path, &text).map_err(io_err(&self.path))
     }
 
     /// Runs `change` on the current file under an exclusive lock and writes the result.
@@ -385,15 +367,7 @@ impl LocalStore {
         if let Some(dir) = lock_path.parent() {
             create_private_dir(dir)?;
         }
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(io_err(&lock_path))?;
-        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| io_err(&lock_path)(e.into()))?;
+        let _guard = crate::files::lock_exclusive(&lock_path).map_err(io_err(&lock_path))?;
         let mut file = match Self::read_file(&self.path)? {
             Some(file) => file,
             None => self.empty_file(None)?,
@@ -462,12 +436,6 @@ fn create_private_dir(dir: &Path) -> Result<(), LocalError> {
             .map_err(io_err(dir))?;
     }
     Ok(())
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "store".into())
 }
 
 #[cfg(test)]

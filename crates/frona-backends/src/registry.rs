@@ -7,9 +7,6 @@
 //! enclosing directory) over `global`.
 
 use std::fmt;
-use std::fs::{File, OpenOptions};
-use std::io::Write as _;
-use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -277,16 +274,8 @@ impl Registry {
     ) -> Result<T, RegistryError> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(self.io())?;
-        let lock_path = self.path.with_extension("lock");
-        let lock = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(self.io())?;
-        let _guard = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| self.io()(e.into()))?;
+        let _guard =
+            crate::files::lock_exclusive(&self.path.with_extension("lock")).map_err(self.io())?;
         let mut file = self.read()?;
         let result = change(&mut file)?;
         let text = serde_norway::to_string(&file).map_err(|e| RegistryError::Parse {
@@ -295,21 +284,7 @@ impl Registry {
         })?;
         let body =
             format!("# frona credential registry: references to secrets, never values.\n{text}");
-        let tmp = dir.join(format!(".credentials.tmp-{}", std::process::id()));
-        let mut out = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(self.io())?;
-        out.write_all(body.as_bytes())
-            .and_then(|()| out.sync_all())
-            .map_err(self.io())?;
-        std::fs::rename(&tmp, &self.path).map_err(self.io())?;
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(self.io())?;
+        crate::files::replace(&self.path, body.as_bytes()).map_err(self.io())?;
         Ok(result)
     }
 }

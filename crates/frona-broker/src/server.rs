@@ -193,7 +193,7 @@ impl Broker {
             Ok(call) => call,
             Err(e) => {
                 return deny(
-                    format!("malformed request: {}", e.classify_name()),
+                    format!("malformed request: {}", frona_backends::json_error_kind(&e)),
                     peer_info,
                 );
             }
@@ -696,20 +696,5 @@ fn run_tool(
                 .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
         }
         Err(_) => 125,
-    }
-}
-
-trait ClassifyName {
-    fn classify_name(&self) -> &'static str;
-}
-
-impl ClassifyName for serde_json::Error {
-    fn classify_name(&self) -> &'static str {
-        match self.classify() {
-            serde_json::error::Category::Io => "i/o",
-            serde_json::error::Category::Syntax => "not JSON",
-            serde_json::error::Category::Data => "unknown or missing fields",
-            serde_json::error::Category::Eof => "truncated",
-        }
     }
 }

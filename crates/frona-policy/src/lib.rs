@@ -83,6 +83,25 @@ pub struct PolicyError {
     pub message: String,
 }
 
+impl PolicyError {
+    /// A YAML error in `file`, where the parser saw it.
+    pub(crate) fn yaml(file: &str, error: &serde_norway::Error) -> Self {
+        let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = error
+            .to_string()
+            .split(" at line ")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        Self {
+            file: file.into(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
 /// A compiled rule.
 #[derive(Debug)]
 struct Rule {
@@ -139,20 +158,8 @@ impl PolicySet {
         let mut set = PolicySet::default();
         let mut names: HashMap<String, String> = HashMap::new();
         for (file, text) in files {
-            let parsed: PolicyFile = serde_norway::from_str(text).map_err(|e| {
-                let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-                PolicyError {
-                    file: file.into(),
-                    line,
-                    column,
-                    message: e
-                        .to_string()
-                        .split(" at line ")
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                }
-            })?;
+            let parsed: PolicyFile =
+                serde_norway::from_str(text).map_err(|e| PolicyError::yaml(file, &e))?;
             if let Some(version) = parsed.version
                 && version != 1
             {

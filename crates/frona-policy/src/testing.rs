@@ -45,20 +45,7 @@ pub fn run_cases(
     file: &str,
     text: &str,
 ) -> Result<Vec<CaseResult>, PolicyError> {
-    let cases: CasesFile = serde_norway::from_str(text).map_err(|e| {
-        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
-        PolicyError {
-            file: file.into(),
-            line,
-            column,
-            message: e
-                .to_string()
-                .split(" at line ")
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        }
-    })?;
+    let cases: CasesFile = serde_norway::from_str(text).map_err(|e| PolicyError::yaml(file, &e))?;
     Ok(cases
         .cases
         .into_iter()
