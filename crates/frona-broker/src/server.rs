@@ -38,8 +38,9 @@ pub struct BrokerConfig {
     pub backends: HashMap<BackendKind, Box<dyn Backend>>,
     pub audit: AuditLog,
     pub grants: Grants,
-    /// Host pid of the agent's init helper: callers must descend from it.
-    pub agent_root: i32,
+    /// Host pid of the agent's init helper, once started (0 before): callers must descend from
+    /// it, which leaves out frona itself and the tools the broker runs.
+    pub agent_root: Arc<std::sync::atomic::AtomicI32>,
     /// The environment tools start from (the agent's, scrubbed).
     pub tool_env: Vec<(OsString, OsString)>,
     pub cache_ttl: Duration,
@@ -180,7 +181,11 @@ impl Broker {
         let read = BufReader::new(reader)
             .take(MAX_REQUEST as u64 + 1)
             .read_until(b'\n', &mut line);
-        if !peer.is_some_and(|p| descends_from(p.pid, self.config.agent_root)) {
+        let root = self
+            .config
+            .agent_root
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if root <= 0 || !peer.is_some_and(|p| descends_from(p.pid, root)) {
             return deny(
                 "the caller is not part of the agent's process tree".into(),
                 peer_info,

@@ -131,12 +131,14 @@ pub fn block_forwarded_signals() -> Result<(), SuperviseError> {
         .map_err(SuperviseError::Signals)
 }
 
-/// frona's side: starts the init helper (`exe`, environment `env`) with `config`, forwards
-/// every signal a process sends frona, and returns the helper's status, which is the agent's.
+/// frona's side: starts the init helper (`exe`, environment `env`) with `config`, tells
+/// `on_spawn` its pid, forwards every signal a process sends frona, and returns the helper's
+/// status, which is the agent's.
 pub fn supervise_init(
     exe: &Path,
     env: &[(OsString, OsString)],
     config: &InitConfig,
+    on_spawn: impl FnOnce(i32),
 ) -> Result<i32, SuperviseError> {
     let set = SignalSet::of(&[FORWARDED_SIGNALS, &[libc::SIGCHLD, libc::SIGALRM]].concat());
     set.block().map_err(SuperviseError::Signals)?;
@@ -150,6 +152,7 @@ pub fn supervise_init(
         program: "frona __init".into(),
         source,
     })?;
+    on_spawn(child.id() as i32);
     relay(&set, Pid::from_raw(child.id() as i32), false)
 }
 

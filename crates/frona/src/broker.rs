@@ -21,6 +21,8 @@ use crate::failure::Failure;
 #[derive(Debug)]
 pub struct RunningBroker {
     pub socket: PathBuf,
+    /// Set to the init helper's pid once it runs: only its descendants may call.
+    pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
     control: PathBuf,
 }
@@ -103,6 +105,7 @@ pub fn start(
     let socket = dir.join("broker.sock");
     let listener =
         std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Failure::from_error(&e))?;
+    let agent_root = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let broker = Broker::new(BrokerConfig {
         agent: agent.to_owned(),
         session: format!(
@@ -115,7 +118,7 @@ pub fn start(
         backends: clients,
         audit,
         grants,
-        agent_root: std::process::id() as i32,
+        agent_root: std::sync::Arc::clone(&agent_root),
         tool_env,
         cache_ttl: Duration::from_secs(60),
     })
@@ -140,6 +143,7 @@ pub fn start(
         .spawn(move || broker.serve(listener))
         .map_err(|e| Failure::from_error(&e))?;
     Ok(RunningBroker {
+        agent_root,
         socket,
         dir,
         control,

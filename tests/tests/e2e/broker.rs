@@ -459,3 +459,21 @@ fn values_reach_the_agent_only_with_deliver_value() {
         "{log}"
     );
 }
+
+/// A tool the broker runs (outside the sandbox, holding a credential) cannot call the broker
+/// in turn: only the agent's own process tree may.
+#[test]
+fn tools_cannot_call_the_broker_themselves() {
+    let dirs = setup("nested", POLICY);
+    let frona = frona_bin();
+    let script = format!(
+        "{f} tool --credential stripe-key -- sh -c \"FRONA_BROKER_SOCKET=$FRONA_BROKER_SOCKET {f} tool --credential stripe-key -- sh -c 'echo nested=\\$STRIPE_API_KEY'; echo inner=\\$?\"; echo outer=$?",
+        f = frona.display()
+    );
+    let out = text(&run_agent(&dirs, &script));
+    assert!(
+        out.contains("inner=77") && out.contains("not part of the agent's process tree"),
+        "{out}"
+    );
+    assert!(!out.contains("nested=") && !out.contains(VALUE), "{out}");
+}

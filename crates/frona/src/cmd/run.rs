@@ -30,7 +30,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .policy
         .clone()
         .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
-    let _broker = if args.no_broker || !policy_dir.is_dir() {
+    let broker = if args.no_broker || !policy_dir.is_dir() {
         None
     } else {
         let broker = crate::broker::start(&env, &args.agent, &policy_dir, agent_env.clone())?;
@@ -58,7 +58,15 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         plan,
         command: args.command,
     };
-    supervise_init(&self_exe(), &agent_env, &config).map_err(|e| failure(&e))
+    let agent_root = broker
+        .as_ref()
+        .map(|b| std::sync::Arc::clone(&b.agent_root));
+    let on_spawn = |pid: i32| {
+        if let Some(root) = &agent_root {
+            root.store(pid, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    supervise_init(&self_exe(), &agent_env, &config, on_spawn).map_err(|e| failure(&e))
 }
 
 fn failure(err: &SuperviseError) -> Failure {
