@@ -43,7 +43,42 @@ pub struct BrokerConfig {
     pub agent_root: Arc<std::sync::atomic::AtomicI32>,
     /// The environment tools start from (the agent's, scrubbed).
     pub tool_env: Vec<(OsString, OsString)>,
+    /// How tools are isolated: run through this launcher (frona's init helper with the tool
+    /// profile), or directly when `None`.
+    pub tool_launcher: Option<ToolLauncher>,
     pub cache_ttl: Duration,
+}
+
+/// Runs each tool under its own isolation: `exe` (frona) `__init --parent PID --plan JSON --
+/// TOOL ARGS…`, the same helper that isolates the agent.
+#[derive(Clone, Debug)]
+pub struct ToolLauncher {
+    pub exe: PathBuf,
+    pub parent: i32,
+    /// The isolation plan for tools, as JSON.
+    pub plan: String,
+}
+
+impl ToolLauncher {
+    fn command(&self, program: &Path, args: &[String]) -> Command {
+        use std::os::unix::process::CommandExt as _;
+        let mut command = Command::new(&self.exe);
+        command
+            .arg0("frona")
+            .args([
+                "__init",
+                "--parent",
+                &self.parent.to_string(),
+                "--stop-timeout",
+                "10s",
+                "--plan",
+                &self.plan,
+                "--",
+            ])
+            .arg(program)
+            .args(args);
+        command
+    }
 }
 
 impl std::fmt::Debug for BrokerConfig {
@@ -441,6 +476,7 @@ impl Broker {
             }
         };
         let code = run_tool(
+            self.config.tool_launcher.as_ref(),
             &program,
             &args,
             &cwd,
@@ -618,6 +654,7 @@ fn file_sha256(path: &Path) -> Option<String> {
 
 /// Runs the tool, streaming both outputs back redacted; returns its shell status.
 fn run_tool(
+    launcher: Option<&ToolLauncher>,
     program: &Path,
     args: &[String],
     cwd: &str,
@@ -626,9 +663,15 @@ fn run_tool(
     replies: &Replies,
 ) -> i32 {
     use std::os::unix::ffi::OsStrExt as _;
-    let mut command = Command::new(program);
+    let mut command = match launcher {
+        Some(launcher) => launcher.command(program, args),
+        None => {
+            let mut command = Command::new(program);
+            command.args(args);
+            command
+        }
+    };
     command
-        .args(args)
         .current_dir(cwd)
         .env_clear()
         .envs(base_env.iter().map(|(k, v)| (k, v)));

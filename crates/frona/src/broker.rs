@@ -77,6 +77,7 @@ pub fn start(
     agent: &str,
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
+    tool_plan: &frona_sandbox::isolation::Plan,
 ) -> Result<RunningBroker, Failure> {
     let policy = load_policy(policy_dir)?;
     let state = dirs::state_dir(env);
@@ -120,6 +121,13 @@ pub fn start(
         grants,
         agent_root: std::sync::Arc::clone(&agent_root),
         tool_env,
+        // Tools get the agent's isolation, with the host network (they call APIs), and die
+        // with frona like the agent does.
+        tool_launcher: Some(frona_broker::server::ToolLauncher {
+            exe: crate::cmd::self_exe(),
+            parent: std::process::id() as i32,
+            plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
+        }),
         cache_ttl: Duration::from_secs(60),
     })
     .map_err(|e| Failure::from_error(&e))?;

@@ -12,6 +12,7 @@ mod secret;
 mod tool;
 
 pub use policy::read_dir as read_policy_dir;
+pub use run::self_exe;
 
 use frona_sandbox::EnvSnapshot;
 

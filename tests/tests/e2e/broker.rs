@@ -477,3 +477,39 @@ fn tools_cannot_call_the_broker_themselves() {
     );
     assert!(!out.contains("nested=") && !out.contains(VALUE), "{out}");
 }
+
+/// Tools run under their own isolation: frona's init helper with the agent's profile (host
+/// network), so a tool holding one credential cannot read the others' files either.
+#[cfg(target_os = "linux")]
+#[test]
+fn tools_run_isolated_too() {
+    let dirs = setup("tool-isolation", POLICY);
+    let home = dirs.root.join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "aws_secret_access_key = TOOL-MUST-NOT-SEE-THIS\n",
+    )
+    .unwrap();
+    let frona = frona_bin();
+    let script = format!(
+        "{f} tool --credential stripe-key -- sh -c 'cat $HOME/.aws/credentials 2>&1; echo pid=$$; grep -c ^Cap /proc/self/status >/dev/null; grep CapEff /proc/self/status'",
+        f = frona.display()
+    );
+    let output = dirs
+        .cmd(&["run", "--quiet", "--", "sh", "-c", &script])
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .env("HOME", &home)
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(!out.contains("TOOL-MUST-NOT-SEE-THIS"), "{out}");
+    assert!(
+        out.contains("pid=2\n") || out.contains("pid=1\n"),
+        "the tool is in its own pid namespace: {out}"
+    );
+    assert!(
+        out.contains("CapEff:\t0000000000000000"),
+        "no capabilities: {out}"
+    );
+}

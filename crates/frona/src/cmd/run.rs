@@ -33,7 +33,16 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     let broker = if args.no_broker || !policy_dir.is_dir() {
         None
     } else {
-        let broker = crate::broker::start(&env, &args.agent, &policy_dir, agent_env.clone())?;
+        let mut tool_plan = plan.clone();
+        tool_plan.namespaces.net = false;
+        tool_plan.loopback = false;
+        let broker = crate::broker::start(
+            &env,
+            &args.agent,
+            &policy_dir,
+            agent_env.clone(),
+            &tool_plan,
+        )?;
         agent_env.push((
             crate::env_vars::FRONA_BROKER_SOCKET.into(),
             broker.socket.clone().into(),
@@ -78,7 +87,7 @@ fn failure(err: &SuperviseError) -> Failure {
 }
 
 /// The running binary, by a path that survives the file being replaced during an upgrade.
-fn self_exe() -> std::path::PathBuf {
+pub fn self_exe() -> std::path::PathBuf {
     if cfg!(target_os = "linux") {
         "/proc/self/exe".into()
     } else {
