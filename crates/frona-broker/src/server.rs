@@ -95,6 +95,9 @@ pub struct Broker {
     approvals: Approvals,
     rates: Mutex<RateTracker>,
     cache: SecretCache,
+    /// Every value this broker has handed out (to tools or, with `deliver: value`, to the
+    /// agent): what audit records are redacted against.
+    handed_out: Mutex<Vec<Secret>>,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -155,6 +158,7 @@ impl Broker {
             approvals: Approvals::default(),
             rates: Mutex::new(RateTracker::default()),
             cache,
+            handed_out: Mutex::new(Vec::new()),
             runtime,
         }))
     }
@@ -407,7 +411,7 @@ impl Broker {
             if deliver { "deliver" } else { "decision" }.into(),
         );
         record.insert("tool".into(), tool.clone().into());
-        record.insert("args".into(), json!(args));
+        record.insert("args".into(), json!(self.redact_all(&args)));
         record.insert("credentials".into(), json!(credentials));
         record.insert("decision".into(), json!(decision.effect));
         record.insert("rule".into(), json!(decision.rule));
@@ -504,6 +508,23 @@ impl Broker {
         }
     }
 
+    /// `texts` with every value handed out so far (and its encodings) replaced.
+    fn redact_all(&self, texts: &[String]) -> Vec<String> {
+        let known = self.handed_out.lock().unwrap_or_else(|p| p.into_inner());
+        if known.is_empty() {
+            return texts.to_vec();
+        }
+        texts
+            .iter()
+            .map(|text| {
+                let mut redactor = Redactor::new(known.iter().map(Secret::expose));
+                let mut out = redactor.push(text.as_bytes());
+                out.extend(redactor.finish());
+                String::from_utf8_lossy(&out).into_owned()
+            })
+            .collect()
+    }
+
     /// Finds `tool` in the tools' PATH (or takes it as a path).
     fn resolve(&self, tool: &str) -> Option<PathBuf> {
         if tool.contains('/') {
@@ -590,6 +611,13 @@ impl Broker {
                 }
             }
         }
+        let mut handed_out = self.handed_out.lock().unwrap_or_else(|p| p.into_inner());
+        for (_, value) in &prepared.env {
+            if !handed_out.contains(value) {
+                handed_out.push(value.clone());
+            }
+        }
+        drop(handed_out);
         Ok(prepared)
     }
 }

@@ -513,3 +513,23 @@ fn tools_run_isolated_too() {
         "no capabilities: {out}"
     );
 }
+
+/// A value the agent received (`deliver: value`) and then passes as an argument is redacted
+/// from the audit log.
+#[test]
+fn audited_arguments_are_redacted() {
+    let dirs = setup(
+        "audit-args",
+        "rules:\n  - name: sdk\n    tool: python3\n    credentials: [stripe-key]\n    effect: permit\n    issue: { deliver: value }\n",
+    );
+    let frona = frona_bin();
+    let script = format!(
+        "v=$({f} issue --credential stripe-key --tool python3 | cut -d= -f2-); {f} tool -- curl -H \"Authorization: Bearer $v\" https://api.stripe.com; echo rc=$?",
+        f = frona.display()
+    );
+    let out = text(&run_agent(&dirs, &script));
+    assert!(out.contains("rc=77"), "{out}");
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert!(!log.contains(VALUE), "{log}");
+    assert!(log.contains("Bearer [REDACTED]"), "{log}");
+}
