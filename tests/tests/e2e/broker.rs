@@ -533,3 +533,54 @@ fn audited_arguments_are_redacted() {
     assert!(!log.contains(VALUE), "{log}");
     assert!(log.contains("Bearer [REDACTED]"), "{log}");
 }
+
+/// An AWS STS session per call, end to end against moto: the tool gets a temporary key (ASIA…)
+/// with the rule's session policy and duration; frona's own AWS keys never reach the agent.
+#[test]
+fn aws_sts_sessions_per_call_against_moto() {
+    let Some(moto) = crate::moto::Moto::start() else {
+        return;
+    };
+    let dirs = setup(
+        "sts",
+        "rules:\n  - name: aws-ro\n    tool: sh\n    credentials: [aws-readonly]\n    effect: permit\n    issue:\n      ttl: 15m\n      session_policy: { Version: \"2012-10-17\", Statement: [{ Effect: Allow, Action: \"s3:List*\", Resource: \"*\" }] }\n",
+    );
+    let register = dirs
+        .cmd(&[
+            "credential",
+            "register",
+            "--name",
+            "aws-readonly",
+            "--backend",
+            "aws",
+            "--path",
+            "arn:aws:iam::123456789012:role/readonly",
+            "--kind",
+            "dynamic",
+        ])
+        .output()
+        .unwrap();
+    assert!(register.status.success());
+    let frona = frona_bin();
+    let script = format!(
+        "echo agent=${{AWS_SECRET_ACCESS_KEY:-unset}}; {f} tool --credential aws-readonly -- sh -c 'echo prefix=$(printf %s \"$AWS_ACCESS_KEY_ID\" | cut -c1-4); echo token=${{#AWS_SESSION_TOKEN}}'; echo rc=$?",
+        f = frona.display()
+    );
+    let output = dirs
+        .cmd(&["run", "--quiet", "--", "sh", "-c", &script])
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", moto.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "frona-own-aws-secret")
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(out.contains("agent=unset"), "{out}");
+    assert!(
+        out.contains("prefix=ASIA") && out.contains("rc=0"),
+        "a temporary STS key reached the tool: {out}"
+    );
+    assert!(!out.contains("token=0"), "{out}");
+    assert!(!out.contains("frona-own-aws-secret"));
+}
