@@ -60,6 +60,25 @@ fn socket_dir(env: &EnvSnapshot) -> Result<PathBuf, Failure> {
                 dir.display()
             ))
         })?;
+    // In a shared /tmp another user could have made the directory first: it must be ours, not
+    // a symlink, and closed to others, or the agent could be talking to someone else's socket.
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    for path in [&base, &dir] {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Failure::from_error(&e))?;
+        if meta.file_type().is_symlink()
+            || meta.uid() != uid
+            || meta.permissions().mode() & 0o077 != 0
+        {
+            return Err(Failure::new(
+                125,
+                format!(
+                    "`{}` is not a private directory of this user",
+                    path.display()
+                ),
+            )
+            .with_hint("remove it (someone else may have created it), or set XDG_RUNTIME_DIR"));
+        }
+    }
     Ok(dir)
 }
 

@@ -584,3 +584,30 @@ fn aws_sts_sessions_per_call_against_moto() {
     assert!(!out.contains("token=0"), "{out}");
     assert!(!out.contains("frona-own-aws-secret"));
 }
+
+/// The broker's socket directory must be private to frona's user: one made beforehand by
+/// someone else (here: open to all) is refused rather than used.
+#[test]
+fn a_socket_directory_prepared_by_someone_else_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dirs = setup("socket-dir", POLICY);
+    let runtime = dirs.root.join("runtime");
+    std::fs::create_dir_all(runtime.join("frona")).unwrap();
+    std::fs::set_permissions(
+        runtime.join("frona"),
+        std::fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let output = dirs
+        .cmd(&["run", "--quiet", "--", "true"])
+        .env("FRONA_STATE_DIR", dirs.root.join("state"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output));
+    assert!(
+        text(&output).contains("is not a private directory of this user"),
+        "{}",
+        text(&output)
+    );
+}
