@@ -8,16 +8,9 @@ use serde_json::json;
 
 use crate::credentials::{Dirs, fingerprint};
 use crate::moto::Moto;
+use crate::support::text;
 
 const VALUE: &str = "sk_live_AwsSecretValue0123456789abcdef";
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 #[test]
 fn aws_secrets_manager_against_moto() {

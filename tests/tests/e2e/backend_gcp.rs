@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::credentials::{Dirs, fingerprint};
 use crate::fake_http::{FakeServer, Request, Response};
+use crate::support::text;
 
 const TOKEN: &str = "ya29.frona-test-access-token";
 const VALUE: &str = "gcp-secret-value-0123456789";
@@ -69,14 +70,6 @@ fn secret_manager(request: &Request) -> Response {
         "/v1/projects/p1/secrets/boom/versions/latest:access" => Response::text(500, "oops"),
         _ => google_error(404, "NOT_FOUND"),
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 #[test]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::credentials::{Dirs, fingerprint};
 use crate::fake_http::{FakeServer, Request, Response};
+use crate::support::text;
 
 pub const ROOT: &str = "hvs.frona-test-root-token";
 const VALUE: &str = "sk_live_VaultKvValue0123456789abcdef";
@@ -136,14 +137,6 @@ pub fn vault(request: &Request, state: &Mutex<State>) -> Response {
         }
         _ => Response::json(404, json!({"errors": []})),
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn quiet(output: &Output) {

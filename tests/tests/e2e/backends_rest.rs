@@ -8,6 +8,7 @@ use serde_json::json;
 
 use crate::credentials::{Dirs, fingerprint};
 use crate::fake_http::{FakeServer, Request, Response};
+use crate::support::text;
 
 const VALUE: &str = "sk_live_OnePasswordValue0123456789abcdef";
 const SECTION_VALUE: &str = "ak_SectionValue_987654321";
@@ -24,14 +25,6 @@ fn assert_quiet(output: &Output, secrets: &[&str]) {
             );
         }
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// The Connect API as documented: vault and item lookup by filter, item with fields/sections.

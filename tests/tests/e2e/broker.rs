@@ -7,16 +7,9 @@ use std::process::Output;
 
 use crate::credentials::Dirs;
 use crate::support::frona_bin;
+use crate::support::text;
 
 const VALUE: &str = "sk_live_BrokerE2eValue0123456789abc";
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 fn setup(name: &str, policy: &str) -> Dirs {
     let dirs = Dirs::new(name);

@@ -185,3 +185,12 @@ pub fn wait_for_descendants(root: i32, count: usize) -> Vec<i32> {
 
 /// The isolation flag sets every supervision test runs under.
 pub const ISOLATION_MODES: &[&[&str]] = &[&[], &["--isolation", "off"]];
+
+/// A command's stdout and stderr together, for assertions and failure messages.
+pub fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
