@@ -9,7 +9,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 const AFTER_HELP: &str = "\
 Exit status:
   the agent's own status passes through (128+N when it dies of signal N);
-  125 frona failed, 126 the command cannot be executed, 127 the command was not found.
+  125 frona failed, 126 the command cannot be executed, 127 the command was not found;
+  77 `frona tool`/`frona issue`: the broker refused the call.
 
 Environment:
   FRONA_LOG  log level on stderr (error, warn, info, debug, trace; default warn)
