@@ -202,10 +202,7 @@ impl Backend for Aws {
                 });
             }
         };
-        match secret.field {
-            Some(field) => crate::json_field(NAME, secret.path, &value, field),
-            None => Ok(value),
-        }
+        secret.select(NAME, value)
     }
 
     /// `RotateSecret`: AWS runs the secret's rotation (its Lambda) and makes a new version.

@@ -257,10 +257,7 @@ impl Backend for Azure {
                 backend: NAME,
                 path: secret.path.into(),
             })?;
-        match secret.field {
-            Some(field) => crate::json_field(NAME, secret.path, &value, field),
-            None => Ok(value),
-        }
+        secret.select(NAME, value)
     }
 
     /// Lists one page of secret properties: proves the vault URL and the credential.

@@ -194,10 +194,7 @@ impl Backend for Gcp {
                 .map(|p| p.data.to_vec())
                 .unwrap_or_default(),
         );
-        match secret.field {
-            Some(field) => crate::json_field(NAME, secret.path, &value, field),
-            None => Ok(value),
-        }
+        secret.select(NAME, value)
     }
 
     /// Lists one secret of the project: proves the endpoint, the credentials and the project.

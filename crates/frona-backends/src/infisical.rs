@@ -126,10 +126,7 @@ impl Infisical {
             })
             .await?
             .json(NAME, secret.path)?;
-        match secret.field {
-            Some(field) => crate::json_field(NAME, secret.path, &raw.secret.secret_value, field),
-            None => Ok(raw.secret.secret_value),
-        }
+        secret.select(NAME, raw.secret.secret_value)
     }
 }
 

@@ -101,6 +101,17 @@ pub struct SecretRef<'a> {
     pub version: Option<&'a str>,
 }
 
+impl SecretRef<'_> {
+    /// The value itself, or, when the credential names a field, that field of the value read
+    /// as a JSON object (the shape every backend that stores text uses).
+    pub fn select(&self, backend: &'static str, value: Secret) -> Result<Secret, BackendError> {
+        match self.field {
+            Some(field) => json_field(backend, self.path, &value, field),
+            None => Ok(value),
+        }
+    }
+}
+
 impl<'a> From<&'a registry::Credential> for SecretRef<'a> {
     fn from(c: &'a registry::Credential) -> Self {
         Self {
@@ -214,7 +225,7 @@ pub fn json_error_kind(error: &serde_json::Error) -> &'static str {
 }
 
 /// Takes one field out of a JSON object secret (`{"user": "…", "password": "…"}`).
-pub fn json_field(
+fn json_field(
     backend: &'static str,
     path: &str,
     value: &Secret,
@@ -251,10 +262,7 @@ impl Backend for LocalBackend {
 
     async fn fetch(&self, secret: &SecretRef<'_>) -> Result<Secret, BackendError> {
         let value = self.store.get(secret.path)?;
-        match secret.field {
-            Some(field) => json_field("local", secret.path, &value, field),
-            None => Ok(value),
-        }
+        secret.select("local", value)
     }
 
     async fn rotate(
