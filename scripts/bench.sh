@@ -110,22 +110,55 @@ PY
 echo
 cargo bench --quiet --locked -p frona-policy 2>/dev/null
 
-# Broker round trips (request → decision → reply, audit durable; no tool run: the calls are
-# denied, which takes the same policy and audit path as a permit up to the reply).
+# Broker round trips: a permitted call with a cached static credential (request → policy →
+# durable audit record → decision, value and end of call read back), each client on one
+# persistent connection.
 cargo build --release --locked -p frona-tests --bin frona-test-agent >&2
 agent="$PWD/target/release/frona-test-agent"
 work="$(mktemp -d)"
 trap 'rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
+export FRONA_CONFIG_DIR="$work/config" FRONA_DATA_DIR="$work/data"
 mkdir -p "$work/config/policies"
-printf 'rules: []\n' > "$work/config/policies/bench.yaml"
+printf 'bench-value-0123456789' | "$frona" secret set bench >/dev/null
+"$frona" credential register --name bench-token --backend local --path bench >/dev/null
+cat > "$work/config/policies/bench.yaml" <<'YAML'
+rules:
+  - name: bench
+    tool: bench-sdk
+    credentials: [bench-token]
+    effect: permit
+    issue: { deliver: value }
+YAML
 echo
-echo "| broker, audit on | clients | calls | p50 | p99 | calls/s |"
-echo "|---|---|---|---|---|---|"
+echo "| broker, audit on | clients | calls | p50 | p99 | calls/s | peer: canned answers, p50 / calls/s | ratio p50 / calls/s |"
+echo "|---|---|---|---|---|---|---|---|"
+"$agent" echo-server "$work/echo.sock" &
+echo_pid=$!
+trap 'kill $echo_pid 2>/dev/null; rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
 for state in "$work/state" "/dev/shm/frona-bench-$$"; do
   where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
   for clients in 1 64; do
-    FRONA_CONFIG_DIR="$work/config" FRONA_DATA_DIR="$work/data" FRONA_STATE_DIR="$state" \
-      "$frona" run --quiet --isolation off -- "$agent" bench-broker 6400 "$clients" |
-      python3 -c "import json,sys; r=json.load(sys.stdin); print(f\"| $where | {r['clients']} | {r['calls']} | {r['p50_us']} µs | {r['p99_us']} µs | {r['calls_per_s']:.0f} |\")"
+    frona_json="$(FRONA_STATE_DIR="$state" "$frona" run --quiet --isolation off -- "$agent" bench-broker 6400 "$clients")"
+    peer_json="$(FRONA_BROKER_SOCKET="$work/echo.sock" "$agent" bench-broker 6400 "$clients")"
+    python3 - "$where" "$frona_json" "$peer_json" <<'PY'
+import json, sys
+where, f, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {where} | {f['clients']} | {f['calls']} | {f['p50_us']} µs | {f['p99_us']} µs | {f['calls_per_s']:.0f} "
+      f"| {p['p50_us']} µs / {p['calls_per_s']:.0f} | {f['p50_us']/max(p['p50_us'],1):.1f}x / {f['calls_per_s']/p['calls_per_s']:.2f}x |")
+PY
   done
+done
+
+# The floor under a durable record: append one audit-sized line and fdatasync it, alone.
+echo
+for state in "$work/state" "/dev/shm/frona-bench-$$"; do
+  python3 - "$state" <<'PY'
+import os, statistics, sys, time
+path = os.path.join(sys.argv[1], "floor.log")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+line, times = b"x" * 400 + b"\n", []
+for _ in range(2000):
+    t = time.perf_counter(); os.write(fd, line); os.fdatasync(fd); times.append(time.perf_counter() - t)
+print(f"append 400 bytes + fdatasync in `{sys.argv[1]}`: p50 {statistics.median(times)*1e6:.0f} µs")
+PY
 done

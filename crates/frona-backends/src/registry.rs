@@ -185,11 +185,43 @@ impl Credential {
 #[derive(Clone, Debug)]
 pub struct Registry {
     path: PathBuf,
+    /// The last parse, with the identity of the file it came from: the broker resolves a
+    /// credential on every call, and a `stat` is much cheaper than re-parsing the YAML. Changes
+    /// (always an atomic replace by frona, or an edit) change the identity and are seen at once.
+    parsed: std::sync::Arc<std::sync::Mutex<Option<Parsed>>>,
+}
+
+/// A parse of the file and the identity of the file it came from.
+type Parsed = (FileIdentity, Vec<Credential>);
+
+/// What changes whenever the file's content may have: inode, size, modification time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct FileIdentity {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    mtime: (i64, i64),
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> Option<Self> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
 }
 
 impl Registry {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self {
+            path: path.into(),
+            parsed: Default::default(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -217,7 +249,21 @@ impl Registry {
 
     /// Every registered credential, in file order.
     pub fn list(&self) -> Result<Vec<Credential>, RegistryError> {
-        Ok(self.read()?.credentials)
+        let Some(identity) = FileIdentity::of(&self.path) else {
+            return Ok(self.read()?.credentials);
+        };
+        let mut parsed = self.parsed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((cached, credentials)) = &*parsed
+            && *cached == identity
+        {
+            return Ok(credentials.clone());
+        }
+        let credentials = self.read()?.credentials;
+        // Cached only if the file did not change while it was read.
+        if FileIdentity::of(&self.path).as_ref() == Some(&identity) {
+            *parsed = Some((identity, credentials.clone()));
+        }
+        Ok(credentials)
     }
 
     /// The credential `name` as seen by `agent` working in `cwd`, narrowest scope first.
@@ -341,6 +387,30 @@ mod tests {
         assert_eq!(reg.remove("stripe-key", None).unwrap(), 1);
         assert!(reg.list().unwrap().is_empty());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The parsed file is reused only while the file is unchanged: an edit by another process
+    /// (or by hand) is seen by the next lookup of a long-lived registry (the broker's).
+    #[test]
+    fn a_changed_file_is_read_again() {
+        let (reg, dir) = registry("cache");
+        reg.register(cred("k", Scope::Global, "first")).unwrap();
+        assert_eq!(reg.list().unwrap()[0].path, "first");
+        assert_eq!(reg.list().unwrap()[0].path, "first");
+        Registry::new(reg.path())
+            .register(cred("k", Scope::Global, "second"))
+            .unwrap();
+        assert_eq!(reg.list().unwrap()[0].path, "second");
+        let text = std::fs::read_to_string(reg.path()).unwrap();
+        std::fs::write(reg.path(), text.replace("second", "third!")).unwrap();
+        assert_eq!(
+            reg.list().unwrap()[0].path,
+            "third!",
+            "an in-place edit too"
+        );
+        std::fs::remove_file(reg.path()).unwrap();
+        assert!(reg.list().unwrap().is_empty());
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

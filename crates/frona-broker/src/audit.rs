@@ -1,14 +1,13 @@
 //! The audit log: one JSON object per line, each carrying the SHA-256 of the line before it
 //! (`prev`) and of itself (`hash`), so that editing, removing or reordering any record is
 //! detected by [`verify`]. A record is on disk (`fdatasync`) before [`AuditLog::append`]
-//! returns; concurrent appends are written and synced together (group commit) by one writer
-//! thread. A failed write is an error the caller must treat as a deny: no audit, no call.
+//! returns; concurrent appends are written and synced together (group commit). A failed write is an error the caller must treat as a deny: no audit, no call.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -36,8 +35,6 @@ pub enum AuditError {
         line: usize,
         detail: String,
     },
-    #[error("the audit writer has stopped")]
-    Stopped,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -49,11 +46,14 @@ fn seal(mut record: Map<String, Value>, seq: u64, prev: &str) -> (String, String
     record.insert("seq".into(), seq.into());
     record.insert("prev".into(), prev.into());
     record.remove("hash");
-    let hash = hex(&Sha256::digest(
-        Value::Object(record.clone()).to_string().as_bytes(),
-    ));
-    record.insert("hash".into(), hash.clone().into());
-    (Value::Object(record).to_string(), hash)
+    let mut line = Value::Object(record).to_string();
+    let hash = hex(&Sha256::digest(line.as_bytes()));
+    // The hash goes last; `verify` re-serialises without it, so its place does not matter.
+    line.pop();
+    line.push_str(",\"hash\":\"");
+    line.push_str(&hash);
+    line.push_str("\"}");
+    (line, hash)
 }
 
 /// Checks one line against the chain; returns its hash.
@@ -177,12 +177,44 @@ pub fn read(path: &Path) -> Result<Vec<Value>, AuditError> {
         .collect()
 }
 
-type Job = (Map<String, Value>, mpsc::Sender<Result<u64, String>>);
+/// Records waiting to be written, in sequence order.
+#[derive(Debug)]
+struct Queue {
+    pending: Vec<Map<String, Value>>,
+    /// The sequence number the next queued record gets.
+    next: u64,
+}
 
-/// An open audit log with its writer thread.
+/// The file and where its chain stands; held only by the appender writing a batch.
+#[derive(Debug)]
+struct Writer {
+    file: File,
+    head: ChainHead,
+}
+
+/// What appenders wait on.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Records with a smaller sequence number are on disk.
+    durable: u64,
+    /// Whether an appender is writing a batch now.
+    writing: bool,
+    /// After a failed write every later append fails too: the chain on disk is no longer known
+    /// to be whole.
+    failed: Option<String>,
+}
+
+/// An open audit log.
+///
+/// Group commit without a writer thread: an appender queues its record and waits until it is on
+/// disk; if nobody is writing, it becomes the writer and writes and syncs everything queued in
+/// one go. A lone caller pays no thread hand-off; concurrent callers share each sync.
 #[derive(Debug)]
 pub struct AuditLog {
-    jobs: mpsc::Sender<Job>,
+    queue: Mutex<Queue>,
+    progress: Mutex<Progress>,
+    written: Condvar,
+    writer: Mutex<Writer>,
     path: PathBuf,
 }
 
@@ -206,18 +238,23 @@ impl AuditLog {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let (jobs, queue) = mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("frona-audit".into())
-            .spawn(move || writer(file, head, queue))
-            .map_err(|source| AuditError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        Ok(Self {
-            jobs,
+        Ok(Self::with_file(file, head, path))
+    }
+
+    fn with_file(file: File, head: ChainHead, path: &Path) -> Self {
+        Self {
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                next: head.records,
+            }),
+            progress: Mutex::new(Progress {
+                durable: head.records,
+                ..Progress::default()
+            }),
+            written: Condvar::new(),
+            writer: Mutex::new(Writer { file, head }),
             path: path.to_path_buf(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -227,65 +264,79 @@ impl AuditLog {
     /// Appends `record` (a JSON object; `seq`, `prev` and `hash` are added) and returns its
     /// sequence number once it is on disk.
     pub fn append(&self, record: Map<String, Value>) -> Result<u64, AuditError> {
-        let (done, wait) = mpsc::channel();
-        self.jobs
-            .send((record, done))
-            .map_err(|_| AuditError::Stopped)?;
-        match wait.recv() {
-            Ok(Ok(seq)) => Ok(seq),
-            Ok(Err(message)) => Err(AuditError::Write {
-                path: self.path.clone(),
-                source: std::io::Error::other(message),
-            }),
-            Err(_) => Err(AuditError::Stopped),
-        }
-    }
-}
-
-/// The writer thread: takes every queued record, writes them in one go, syncs once, answers.
-/// After a failed write it answers every later record with the error too (the chain on disk is
-/// no longer known to be whole).
-fn writer(mut file: File, mut head: ChainHead, queue: mpsc::Receiver<Job>) {
-    let mut failed: Option<String> = None;
-    while let Ok(first) = queue.recv() {
-        let batch: Vec<Job> = std::iter::once(first).chain(queue.try_iter()).collect();
-        if let Some(error) = &failed {
-            for (_, done) in batch {
-                let _ = done.send(Err(error.clone()));
+        let seq = {
+            let mut queue = lock(&self.queue);
+            queue.pending.push(record);
+            queue.next += 1;
+            queue.next - 1
+        };
+        let failed = |message: &str| AuditError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(message.to_owned()),
+        };
+        let mut progress = lock(&self.progress);
+        loop {
+            if let Some(message) = &progress.failed {
+                return Err(failed(message));
             }
-            continue;
+            if seq < progress.durable {
+                return Ok(seq);
+            }
+            if !progress.writing {
+                progress.writing = true;
+                break;
+            }
+            progress = self
+                .written
+                .wait(progress)
+                .unwrap_or_else(|p| p.into_inner());
         }
+        drop(progress);
+        // This caller writes: everything queued so far, its own record included.
+        let result = self.write_batch();
+        let mut progress = lock(&self.progress);
+        progress.writing = false;
+        let outcome = match result {
+            Ok(durable) => {
+                progress.durable = durable;
+                Ok(seq)
+            }
+            Err(message) => {
+                tracing::error!("audit log write failed: {message}");
+                let error = failed(&message);
+                progress.failed = Some(message);
+                Err(error)
+            }
+        };
+        self.written.notify_all();
+        outcome
+    }
+
+    /// Seals, writes and syncs every queued record; returns how many records are durable.
+    fn write_batch(&self) -> Result<u64, String> {
+        let mut writer = lock(&self.writer);
+        let batch = std::mem::take(&mut lock(&self.queue).pending);
         let mut text = String::new();
-        let mut seqs = Vec::with_capacity(batch.len());
-        let mut next = head.clone();
-        for (record, _) in &batch {
-            let (line, hash) = seal(record.clone(), next.records, &next.last_hash);
+        let mut next = writer.head.clone();
+        for record in batch {
+            let (line, hash) = seal(record, next.records, &next.last_hash);
             next.last_hash = hash;
-            seqs.push(next.records);
             next.records += 1;
             text.push_str(&line);
             text.push('\n');
         }
-        let result = file
+        writer
+            .file
             .write_all(text.as_bytes())
-            .and_then(|()| file.sync_data());
-        match result {
-            Ok(()) => {
-                head = next;
-                for ((_, done), seq) in batch.into_iter().zip(seqs) {
-                    let _ = done.send(Ok(seq));
-                }
-            }
-            Err(e) => {
-                let message = e.to_string();
-                tracing::error!("audit log write failed: {message}");
-                failed = Some(message.clone());
-                for (_, done) in batch {
-                    let _ = done.send(Err(message.clone()));
-                }
-            }
-        }
+            .and_then(|()| writer.file.sync_data())
+            .map_err(|e| e.to_string())?;
+        writer.head = next;
+        Ok(writer.head.records)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
@@ -397,24 +448,12 @@ mod tests {
         log.append(record(0)).unwrap();
         drop(log);
         // /dev/full: every write fails with ENOSPC.
-        let full = AuditLog {
-            jobs: {
-                let (jobs, queue) = mpsc::channel::<Job>();
-                let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
-                std::thread::spawn(move || {
-                    writer(
-                        file,
-                        ChainHead {
-                            records: 0,
-                            last_hash: GENESIS.into(),
-                        },
-                        queue,
-                    )
-                });
-                jobs
-            },
-            path: "/dev/full".into(),
+        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let head = ChainHead {
+            records: 0,
+            last_hash: GENESIS.into(),
         };
+        let full = AuditLog::with_file(file, head, Path::new("/dev/full"));
         assert!(full.append(record(1)).is_err());
         assert!(full.append(record(2)).is_err(), "and stays failed");
     }

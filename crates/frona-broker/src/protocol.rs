@@ -1,7 +1,9 @@
 //! The agent-side protocol (version 1): JSON lines over the Unix socket in
-//! `FRONA_BROKER_SOCKET`, one call per connection. The client sends one [`Call`]; the broker
-//! answers with [`Event`]s: a decision, then for a permitted tool call the tool's output
-//! (base64 chunks, credentials redacted) and its exit status.
+//! `FRONA_BROKER_SOCKET`. The client sends a [`Call`]; the broker answers with [`Event`]s: a
+//! decision, then for a permitted tool call the tool's output (base64 chunks, credentials
+//! redacted) and its exit status. A call's answer ends with its final event: `exit`, `error`,
+//! or a `decision` that is not `permit`. The client may then send its next call on the same
+//! connection (calls on one connection are answered in order; open several for parallel calls).
 //!
 //! ```text
 //! → {"v":1,"op":"tool","tool":"gh","args":["api","repos/acme/app"],"credentials":["github-token"],"cwd":"/src/app"}

@@ -9,6 +9,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +28,12 @@ use crate::grants::Lifetime;
 use crate::peer::{descends_from, peer_of};
 use crate::protocol::{Call, Event, MAX_REQUEST, VERSION};
 use crate::redact::Redactor;
+
+/// How long a connection may sit idle (or a request stall) before the broker closes it.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Connections served at once; more are answered with an error and closed.
+pub const MAX_CONNECTIONS: usize = 256;
 
 /// Everything the broker needs, built by `frona run`.
 pub struct BrokerConfig {
@@ -109,20 +116,38 @@ impl std::fmt::Debug for Broker {
     }
 }
 
-/// Writes events to the client, one JSON line each.
+/// Writes events to the client, one JSON line each. Events that are not the last of a step are
+/// queued and go out with the next [`Replies::send`] in one write: one wake-up of the client,
+/// not one per line.
 struct Replies {
-    stream: Mutex<UnixStream>,
+    stream: Mutex<(UnixStream, Vec<u8>)>,
 }
 
 impl Replies {
-    fn send(&self, event: &Event) {
-        let Ok(mut line) = serde_json::to_vec(event) else {
-            return;
-        };
-        line.push(b'\n');
-        if let Ok(mut stream) = self.stream.lock() {
-            let _ = stream.write_all(&line);
+    fn new(stream: UnixStream) -> Self {
+        Self {
+            stream: Mutex::new((stream, Vec::new())),
         }
+    }
+
+    fn queue(&self, event: &Event) {
+        let mut guard = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        if serde_json::to_writer(&mut guard.1, event).is_ok() {
+            guard.1.push(b'\n');
+        }
+    }
+
+    /// Queues `event` and writes everything queued.
+    fn send(&self, event: &Event) {
+        self.queue(event);
+        self.flush();
+    }
+
+    fn flush(&self) {
+        let mut guard = self.stream.lock().unwrap_or_else(|p| p.into_inner());
+        let (stream, buffer) = &mut *guard;
+        let _ = stream.write_all(buffer);
+        buffer.clear();
     }
 }
 
@@ -163,14 +188,32 @@ impl Broker {
         }))
     }
 
-    /// Accepts connections until the listener fails; one thread per call.
+    /// Accepts connections until the listener fails; one thread per connection, at most
+    /// [`MAX_CONNECTIONS`] at once (an agent opening sockets in a loop does not exhaust frona).
     pub fn serve(self: Arc<Self>, listener: UnixListener) {
+        let open = Arc::new(AtomicUsize::new(0));
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                open.fetch_sub(1, Ordering::SeqCst);
+                Replies::new(stream).send(&Event::Error {
+                    message: format!("too many open connections (at most {MAX_CONNECTIONS})"),
+                });
+                continue;
+            }
             let broker = Arc::clone(&self);
-            let _ = std::thread::Builder::new()
+            let spawned = std::thread::Builder::new()
                 .name("frona-call".into())
-                .spawn(move || broker.handle(stream));
+                .spawn({
+                    let open = Arc::clone(&open);
+                    move || {
+                        broker.connection(stream);
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    }
+                });
+            if spawned.is_err() {
+                open.fetch_sub(1, Ordering::SeqCst);
+            }
         }
     }
 
@@ -187,53 +230,80 @@ impl Broker {
         }
     }
 
-    fn handle(&self, stream: UnixStream) {
-        let started = Instant::now();
-        // A client that never finishes its request does not hold a thread forever.
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    /// Serves one connection: its calls in sequence until the client closes it. Who the peer is
+    /// was fixed when it connected, so membership of the agent's tree is checked once.
+    fn connection(&self, stream: UnixStream) {
+        // An idle or stalled client does not hold a thread forever.
+        let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
         let peer = peer_of(&stream).ok();
         let Ok(reader) = stream.try_clone() else {
             return;
         };
-        let replies = Replies {
-            stream: Mutex::new(stream),
-        };
-        let deny = |reason: String, extra: Map<String, Value>| {
-            let mut record = extra;
-            record.insert("decision".into(), "deny".into());
-            record.insert("reason".into(), reason.clone().into());
-            self.audit(record);
-            replies.send(&Event::Decision {
-                effect: Effect::Deny,
-                rule: None,
-                reason,
-            });
-        };
+        let mut reader = BufReader::new(reader);
+        let replies = Replies::new(stream);
         let mut peer_info = Map::new();
         if let Some(p) = peer {
             peer_info.insert("peer_pid".into(), p.pid.into());
             peer_info.insert("peer_uid".into(), p.uid.into());
         }
-        // The request is read before anything is answered, so the peer always gets the answer
-        // (closing a socket with unread data would reset the connection).
-        let mut line = Vec::new();
-        let read = BufReader::new(reader)
-            .take(MAX_REQUEST as u64 + 1)
-            .read_until(b'\n', &mut line);
-        let root = self
-            .config
-            .agent_root
-            .load(std::sync::atomic::Ordering::SeqCst);
-        if root <= 0 || !peer.is_some_and(|p| descends_from(p.pid, root)) {
-            return deny(
-                "the caller is not part of the agent's process tree".into(),
-                peer_info,
-            );
+        let mut member = None;
+        loop {
+            // The request is read before anything is answered, so the peer always gets the
+            // answer (closing a socket with unread data would reset the connection).
+            let mut line = Vec::new();
+            let read = (&mut reader)
+                .take(MAX_REQUEST as u64 + 1)
+                .read_until(b'\n', &mut line);
+            if matches!(read, Ok(0)) || (read.is_err() && line.is_empty()) {
+                // Closed, or idle past the timeout between calls.
+                return;
+            }
+            let started = Instant::now();
+            let member = *member.get_or_insert_with(|| {
+                let root = self.config.agent_root.load(Ordering::SeqCst);
+                root > 0 && peer.is_some_and(|p| descends_from(p.pid, root))
+            });
+            if !member {
+                return self.deny(
+                    &replies,
+                    "the caller is not part of the agent's process tree".into(),
+                    peer_info,
+                );
+            }
+            if read.is_err() || line.len() > MAX_REQUEST {
+                return self.deny(
+                    &replies,
+                    "request too large or unreadable".into(),
+                    peer_info,
+                );
+            }
+            self.call(&line, started, peer_info.clone(), &replies);
         }
-        if read.is_err() || line.len() > MAX_REQUEST {
-            return deny("request too large or unreadable".into(), peer_info);
-        }
-        let call: Call = match serde_json::from_slice(&line) {
+    }
+
+    /// Records and answers a refusal made before the policy was consulted.
+    fn deny(&self, replies: &Replies, reason: String, mut record: Map<String, Value>) {
+        record.insert("decision".into(), "deny".into());
+        record.insert("reason".into(), reason.clone().into());
+        self.audit(record);
+        replies.send(&Event::Decision {
+            effect: Effect::Deny,
+            rule: None,
+            reason,
+        });
+    }
+
+    /// Decides and carries out one call; every answer ends with a final event (see
+    /// [`crate::protocol`]).
+    fn call(
+        &self,
+        line: &[u8],
+        started: Instant,
+        peer_info: Map<String, Value>,
+        replies: &Replies,
+    ) {
+        let deny = |reason: String, record: Map<String, Value>| self.deny(replies, reason, record);
+        let call: Call = match serde_json::from_slice(line) {
             Ok(call) => call,
             Err(e) => {
                 return deny(
@@ -265,7 +335,10 @@ impl Broker {
                 peer_info,
             );
         }
-        let program = self.resolve(&tool);
+        // The binary is looked up only when it will run or its hash is matched.
+        let program = (!deliver || self.config.policy.pins_binaries())
+            .then(|| self.resolve(&tool))
+            .flatten();
         let sha256 = if self.config.policy.pins_binaries() {
             program.as_deref().and_then(file_sha256)
         } else {
@@ -430,13 +503,14 @@ impl Broker {
                 reason: "the audit log cannot be written; failing closed".into(),
             });
         }
-        replies.send(&Event::Decision {
+        // A permit is not the last event: it goes out with what follows.
+        replies.queue(&Event::Decision {
             effect: decision.effect,
             rule: decision.rule.clone(),
             reason: decision.reason.clone(),
         });
         if decision.effect != Effect::Permit {
-            return;
+            return replies.flush();
         }
         if deliver {
             return match self.prepare(
@@ -448,7 +522,7 @@ impl Broker {
                     for ((env, value), name) in prepared.env.iter().zip(credentials.iter().cycle())
                     {
                         let value = String::from_utf8_lossy(value.expose()).into_owned();
-                        replies.send(&Event::Credential {
+                        replies.queue(&Event::Credential {
                             name: name.clone(),
                             env: env.clone(),
                             value,
@@ -479,6 +553,7 @@ impl Broker {
                 return replies.send(&Event::Error { message });
             }
         };
+        replies.flush();
         let code = run_tool(
             self.config.tool_launcher.as_ref(),
             &program,
@@ -486,7 +561,7 @@ impl Broker {
             &cwd,
             &self.config.tool_env,
             &prepared.env,
-            &replies,
+            replies,
         );
         replies.send(&Event::Exit { code });
         for (kind, revocation, name) in prepared.revocations {

@@ -453,6 +453,46 @@ fn values_reach_the_agent_only_with_deliver_value() {
     );
 }
 
+/// One connection carries calls in sequence, each answer ending with its final event; a
+/// malformed line is refused without losing the connection.
+#[test]
+fn one_connection_carries_several_calls() {
+    let dirs = setup(
+        "pipeline",
+        "rules:\n  - name: sdk\n    tool: python3\n    credentials: [stripe-key]\n    effect: permit\n    issue: { deliver: value }\n",
+    );
+    let agent = crate::support::agent_bin();
+    let out = text(&run_agent(
+        &dirs,
+        &format!("{} pipeline python3", agent.display()),
+    ));
+    assert!(out.contains("exit deny exit"), "{out}");
+    let out = text(&run_agent(
+        &dirs,
+        &format!("{} pipeline node", agent.display()),
+    ));
+    assert!(out.contains("deny deny deny"), "{out}");
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 6, "every call audited:\n{log}");
+}
+
+/// An agent that opens connections in a loop gets an error past the limit instead of making
+/// frona spawn threads without end, and the broker serves again once they are closed.
+#[test]
+fn a_connection_flood_is_bounded() {
+    let dirs = setup("flood", "rules: []\n");
+    let agent = crate::support::agent_bin();
+    let out = text(&run_agent(&dirs, &format!("{} flood 256", agent.display())));
+    assert!(
+        out.contains("flooded: {\"type\":\"error\",\"message\":\"too many open connections"),
+        "{out}"
+    );
+    assert!(
+        out.contains("after: {\"type\":\"decision\",\"effect\":\"deny\""),
+        "{out}"
+    );
+}
+
 /// A tool the broker runs (outside the sandbox, holding a credential) cannot call the broker
 /// in turn: only the agent's own process tree may.
 #[test]

@@ -79,7 +79,6 @@ fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
             .decode(data)
             .unwrap_or_default()
     };
-    let mut code = 125;
     for line in BufReader::new(stream).lines() {
         let Ok(line) = line else { break };
         let Ok(event) = serde_json::from_str::<Event>(&line) else {
@@ -109,9 +108,13 @@ fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
                 let _ = std::io::stderr().write_all(&decode(&data));
             }
             Event::Credential { env, value, .. } => println!("{env}={value}"),
-            Event::Exit { code: exit } => code = exit,
+            // The end of the call (the connection could carry another).
+            Event::Exit { code } => return Ok(code),
             Event::Error { message } => return Err(Failure::new(125, message)),
         }
     }
-    Ok(code)
+    Err(Failure::new(
+        125,
+        "the broker closed the connection before the call ended",
+    ))
 }

@@ -222,8 +222,38 @@ fn main() {
                 names.join(",")
             ));
         }
-        // Broker round trips: N calls from C threads, each timed from request to decision.
+        // Broker round trips: N calls from C threads, each timed from request to end of answer.
         "bench-broker" => bench_broker(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
+        // Pipelines calls on one broker connection: `issue` for TOOL (arg 1) of `stripe-key`,
+        // a malformed line, then the same `issue` again; prints the final event of each answer.
+        "pipeline" => pipeline(&arg(1)),
+        // Holds N idle connections to the broker, then tries a call on one more; prints what
+        // that call got, and what a call gets once the N are closed.
+        "flood" => {
+            let socket = std::env::var("FRONA_BROKER_SOCKET").unwrap();
+            // The first line of the answer.
+            let call = |socket: &str| {
+                use std::io::BufRead as _;
+                let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+                let _ = stream.write_all(
+                    b"{\"v\":1,\"op\":\"issue\",\"tool\":\"x\",\"credentials\":[],\"cwd\":\"/\"}\n",
+                );
+                let mut answer = String::new();
+                let _ = std::io::BufReader::new(stream).read_line(&mut answer);
+                answer
+            };
+            let held: Vec<_> = (0..arg(1).parse::<usize>().unwrap())
+                .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+                .collect();
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            say(&format!("flooded: {}", call(&socket).trim()));
+            drop(held);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            say(&format!("after: {}", call(&socket).trim()));
+        }
+        // The benchmark's peer: a server on socket PATH that answers every request line at once
+        // with a canned permit (what the IPC alone costs).
+        "echo-server" => echo_server(&arg(1)),
         other => {
             eprintln!("frona-test-agent: unknown command `{other}`");
             std::process::exit(2);
@@ -231,12 +261,13 @@ fn main() {
     }
 }
 
-/// Times `total` broker calls from `clients` threads (request sent → decision line read) and
-/// prints p50, p99 and calls/s as one JSON line.
+/// Times `total` broker calls from `clients` threads, each on its own persistent connection: a
+/// permitted `issue` of the cached static credential `bench-token` (request sent → decision →
+/// value → exit read). Prints p50, p99 and calls/s as one JSON line.
 fn bench_broker(total: usize, clients: usize) {
     use std::io::{BufRead as _, BufReader};
     let socket = std::env::var("FRONA_BROKER_SOCKET").expect("run under frona run with a broker");
-    let request = b"{\"v\":1,\"op\":\"tool\",\"tool\":\"bench-noop\",\"args\":[],\"credentials\":[],\"cwd\":\"/\"}\n";
+    let request = b"{\"v\":1,\"op\":\"issue\",\"tool\":\"bench-sdk\",\"credentials\":[\"bench-token\"],\"cwd\":\"/\"}\n";
     let started = std::time::Instant::now();
     let per_client = total / clients;
     let mut latencies: Vec<u128> = std::thread::scope(|scope| {
@@ -244,15 +275,18 @@ fn bench_broker(total: usize, clients: usize) {
             .map(|_| {
                 let socket = socket.clone();
                 scope.spawn(move || {
+                    let mut stream = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
                     (0..per_client)
                         .map(|_| {
                             let t = std::time::Instant::now();
-                            let mut stream =
-                                std::os::unix::net::UnixStream::connect(&socket).unwrap();
                             stream.write_all(request).unwrap();
-                            let mut line = String::new();
-                            BufReader::new(stream).read_line(&mut line).unwrap();
-                            assert!(line.contains("decision"), "{line}");
+                            for expected in ["\"permit\"", "\"credential\"", "\"exit\""] {
+                                line.clear();
+                                reader.read_line(&mut line).unwrap();
+                                assert!(line.contains(expected), "{line}");
+                            }
                             t.elapsed().as_micros()
                         })
                         .collect::<Vec<_>>()
@@ -274,4 +308,52 @@ fn bench_broker(total: usize, clients: usize) {
         pick(0.99),
         latencies.len() as f64 / elapsed
     ));
+}
+
+fn echo_server(path: &str) {
+    use std::io::{BufRead as _, BufReader};
+    let _ = std::fs::remove_file(path);
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    let answer = b"{\"type\":\"decision\",\"effect\":\"permit\",\"rule\":\"bench\",\"reason\":\"rule `bench`\"}\n{\"type\":\"credential\",\"name\":\"bench-token\",\"env\":\"BENCH_TOKEN\",\"value\":\"bench-value-0123456789\"}\n{\"type\":\"exit\",\"code\":0}\n";
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                line.clear();
+                if stream.write_all(answer).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+fn pipeline(tool: &str) {
+    use std::io::{BufRead as _, BufReader};
+    let socket = std::env::var("FRONA_BROKER_SOCKET").expect("run under frona run with a broker");
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let issue = format!(
+        "{{\"v\":1,\"op\":\"issue\",\"tool\":\"{tool}\",\"credentials\":[\"stripe-key\"],\"cwd\":\"/\"}}\n"
+    );
+    stream
+        .write_all(format!("{issue}not json\n{issue}").as_bytes())
+        .unwrap();
+    let mut finals = Vec::new();
+    for line in BufReader::new(stream).lines() {
+        let line = line.unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let kind = match event["type"].as_str().unwrap() {
+            "decision" if event["effect"] != "permit" => "deny",
+            "exit" => "exit",
+            "error" => "error",
+            _ => continue,
+        };
+        finals.push(kind);
+        if finals.len() == 3 {
+            break;
+        }
+    }
+    say(&finals.join(" "));
 }
