@@ -7,14 +7,16 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 # What the end-to-end tests run: `setpriv` (util-linux) to run frona as an unprivileged user,
-# bash for the job-control test, and the real programs the isolation must not break (sh,
-# python3, node, git, and a C compiler with static glibc for a static binary).
+# bash for the job-control test, curl for the HTTP proxy tests, and the real programs the
+# isolation must not break (sh, python3, node, git, and a C compiler with static glibc for a
+# static binary).
 need=()
 command -v setpriv >/dev/null || need+=(util-linux)
 command -v bash >/dev/null || need+=(bash)
 command -v python3 >/dev/null || need+=(python3)
 command -v node >/dev/null || need+=(nodejs)
 command -v git >/dev/null || need+=(git)
+command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 install_debian_packages scripts/test.sh "${need[@]}"

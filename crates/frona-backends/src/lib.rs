@@ -4,6 +4,7 @@
 //!   and behind cargo features `vault`, `aws`, `gcp`, `azure`, `onepassword`, `infisical`.
 //! - [`registry`]: credential names → backend references (never values), with scopes.
 //! - [`cache`]: fetched values with a TTL, zeroized on eviction.
+//! - [`totp`]: RFC 6238 codes from the seeds of `totp` credentials.
 //! - [`Secret`]: the only type a value lives in.
 
 #[cfg(feature = "aws")]
@@ -27,6 +28,7 @@ pub mod registry;
 #[cfg(feature = "http")]
 mod retry;
 pub mod secret;
+pub mod totp;
 #[cfg(feature = "vault")]
 pub mod vault;
 

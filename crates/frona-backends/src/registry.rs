@@ -109,6 +109,152 @@ pub struct Credential {
     pub scope: Scope,
     #[serde(default)]
     pub kind: CredentialKind,
+    /// Where the HTTP proxy may send this credential, and how it attaches it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+}
+
+/// An HTTP route of the credential proxy: requests to `http://frona/NAME/PATH` go to
+/// `UPSTREAM/PATH` with the credential attached. The credential goes nowhere else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The first path segment on the proxy.
+    pub name: String,
+    /// `https://host[:port][/base/path]`.
+    pub upstream: String,
+    pub inject: Inject,
+}
+
+/// How the proxy attaches the credential to a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inject {
+    /// `Authorization: Bearer VALUE`.
+    Bearer,
+    /// `Authorization: Basic`: with `user`, the value is the password; without, the value is
+    /// the user name and the password is empty (Stripe's convention).
+    Basic { user: Option<String> },
+    /// `NAME: VALUE`.
+    Header(String),
+    /// `?NAME=VALUE` added to the query.
+    Query(String),
+}
+
+impl fmt::Display for Inject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Inject::Bearer => f.write_str("bearer"),
+            Inject::Basic { user: None } => f.write_str("basic"),
+            Inject::Basic { user: Some(user) } => write!(f, "basic:{user}"),
+            Inject::Header(name) => write!(f, "header:{name}"),
+            Inject::Query(name) => write!(f, "query:{name}"),
+        }
+    }
+}
+
+/// Headers the proxy manages itself; a route may not inject into them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "content-length",
+    "content-encoding",
+    "accept-encoding",
+];
+
+impl FromStr for Inject {
+    type Err = RegistryError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let token = |name: &str| {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        };
+        let inject = match text.split_once(':') {
+            None if text == "bearer" => Inject::Bearer,
+            None if text == "basic" => Inject::Basic { user: None },
+            Some(("basic", user)) if !user.is_empty() && !user.contains(':') => Inject::Basic {
+                user: Some(user.into()),
+            },
+            Some(("header", name))
+                if token(name)
+                    && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) =>
+            {
+                Inject::Header(name.into())
+            }
+            Some(("query", name))
+                if !name.is_empty()
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) =>
+            {
+                Inject::Query(name.into())
+            }
+            _ => {
+                return Err(RegistryError::Invalid(format!(
+                    "injection `{text}` is not bearer, basic, basic:USER, header:NAME or query:NAME \
+                     (NAME an HTTP token, not a header the proxy manages such as Host)"
+                )));
+            }
+        };
+        Ok(inject)
+    }
+}
+
+impl Serialize for Inject {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Inject {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl Route {
+    /// The upstream's scheme, host and port must be fixed and the base path plain: `https`,
+    /// no user info, query or fragment.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        if !valid_name(&self.name) {
+            return Err(RegistryError::Invalid(format!(
+                "route name `{}` must be letters, digits, `.`, `_` or `-`",
+                self.name
+            )));
+        }
+        let rest = self.upstream.strip_prefix("https://").ok_or_else(|| {
+            RegistryError::Invalid(format!(
+                "upstream `{}` must start with https:// (credentials never travel in clear)",
+                self.upstream
+            ))
+        })?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        if authority.is_empty()
+            || rest.contains(['?', '#', '@', '\\', ' '])
+            || rest.contains("%")
+            || rest
+                .split('/')
+                .any(|segment| segment == ".." || segment == ".")
+        {
+            return Err(RegistryError::Invalid(format!(
+                "upstream `{}` must be https://host[:port][/path], without user, query, fragment, \
+                 escapes or dot segments",
+                self.upstream
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -166,6 +312,9 @@ impl Credential {
             return Err(RegistryError::Invalid(format!(
                 "`{env}` is not an environment variable name (A-Z, 0-9, _)"
             )));
+        }
+        if let Some(route) = &self.route {
+            route.validate()?;
         }
         Ok(())
     }
@@ -349,6 +498,7 @@ mod tests {
             env: Some("STRIPE_API_KEY".into()),
             scope,
             kind: CredentialKind::Static,
+            route: None,
         }
     }
 

@@ -5,11 +5,13 @@
 //! - [`redact`]: removing credential values (and their encodings) from what flows back.
 //! - [`protocol`], [`server`], [`peer`]: the agent's Unix socket, JSON lines, `SO_PEERCRED`.
 //! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
+//! - [`proxy`]: the HTTP credential proxy (`FRONA_PROXY`), attaching credentials on the way out.
 
 pub mod audit;
 pub mod control;
 pub mod grants;
 pub mod peer;
 pub mod protocol;
+pub mod proxy;
 pub mod redact;
 pub mod server;

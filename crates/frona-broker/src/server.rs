@@ -54,6 +54,9 @@ pub struct BrokerConfig {
     /// profile), or directly when `None`.
     pub tool_launcher: Option<ToolLauncher>,
     pub cache_ttl: Duration,
+    /// The agent's starting directory: where project-scoped credentials of proxied calls are
+    /// resolved.
+    pub proxy_cwd: PathBuf,
 }
 
 /// Runs each tool under its own isolation: `exe` (frona) `__init --parent PID --plan JSON --
@@ -98,7 +101,7 @@ impl std::fmt::Debug for BrokerConfig {
 }
 
 pub struct Broker {
-    config: BrokerConfig,
+    pub(crate) config: BrokerConfig,
     approvals: Approvals,
     rates: Mutex<RateTracker>,
     cache: SecretCache,
@@ -106,6 +109,8 @@ pub struct Broker {
     /// agent): what audit records are redacted against.
     handed_out: Mutex<Vec<Secret>>,
     runtime: tokio::runtime::Runtime,
+    /// The HTTP proxy's client (connection pool shared by all calls).
+    pub(crate) http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Broker {
@@ -152,9 +157,9 @@ impl Replies {
 }
 
 /// A credential ready for one tool run: environment variables, and what to revoke after.
-struct Prepared {
-    env: Vec<(String, Secret)>,
-    revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
+pub(crate) struct Prepared {
+    pub(crate) env: Vec<(String, Secret)>,
+    pub(crate) revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
 }
 
 fn env_name(credential: &str) -> String {
@@ -178,6 +183,7 @@ impl Broker {
             .thread_name("frona-broker")
             .build()?;
         let cache = SecretCache::new(config.cache_ttl);
+        let http = Self::proxy_client().map_err(std::io::Error::other)?;
         Ok(Arc::new(Self {
             config,
             approvals: Approvals::default(),
@@ -185,7 +191,18 @@ impl Broker {
             cache,
             handed_out: Mutex::new(Vec::new()),
             runtime,
+            http,
         }))
+    }
+
+    /// The runtime the broker's async work (backends, the HTTP proxy) runs on.
+    pub fn runtime(&self) -> &tokio::runtime::Runtime {
+        &self.runtime
+    }
+
+    /// The agent's init helper's pid (0 before it started).
+    pub(crate) fn agent_root(&self) -> i32 {
+        self.config.agent_root.load(Ordering::SeqCst)
     }
 
     /// Accepts connections until the listener fails; one thread per connection, at most
@@ -217,7 +234,7 @@ impl Broker {
         }
     }
 
-    fn audit(&self, mut record: Map<String, Value>) -> bool {
+    pub(crate) fn audit(&self, mut record: Map<String, Value>) -> bool {
         record.insert("time".into(), jiff::Timestamp::now().to_string().into());
         record.insert("agent".into(), self.config.agent.clone().into());
         record.insert("session".into(), self.config.session.clone().into());
@@ -279,6 +296,131 @@ impl Broker {
             }
             self.call(&line, started, peer_info.clone(), &replies);
         }
+    }
+
+    /// Decides `request` with the policy and, for an `ask`, with a remembered grant or a human
+    /// (`on_pending` tells the caller what to wait for). Returns the decision and the grant used.
+    pub(crate) fn authorize(
+        &self,
+        request: &Request,
+        reason: Option<String>,
+        peer_info: &Map<String, Value>,
+        on_pending: impl FnOnce(&str, Duration),
+    ) -> (frona_policy::Decision, Option<String>) {
+        let mut decision = {
+            let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+            self.config.policy.evaluate(request, &mut rates)
+        };
+        let mut grant_id = None;
+        if decision.effect == Effect::Ask {
+            let tool_name = request
+                .tool
+                .rsplit('/')
+                .next()
+                .unwrap_or(&request.tool)
+                .to_owned();
+            let rule = decision.rule.clone().unwrap_or_default();
+            match self.config.grants.use_grant(
+                &self.config.agent,
+                &tool_name,
+                &request.credentials,
+                request.time,
+            ) {
+                Ok(Some(grant)) => {
+                    decision.effect = Effect::Permit;
+                    decision.reason = format!("approved earlier (grant {})", grant.id);
+                    decision.issue = Some(Default::default());
+                    grant_id = Some(grant.id);
+                }
+                Ok(None) => {
+                    let pending = Pending {
+                        id: new_approval_id(),
+                        agent: self.config.agent.clone(),
+                        tool: tool_name.clone(),
+                        args: request.args.clone(),
+                        credentials: request.credentials.clone(),
+                        rule: rule.clone(),
+                        reason: reason.clone(),
+                        asked: request.time,
+                    };
+                    let id = pending.id.clone();
+                    let mut record = peer_info.clone();
+                    record.insert("kind".into(), "ask".into());
+                    record.insert("approval".into(), id.clone().into());
+                    record.insert("tool".into(), request.tool.clone().into());
+                    record.insert("credentials".into(), json!(request.credentials));
+                    record.insert("rule".into(), rule.clone().into());
+                    if !self.audit(record) {
+                        decision.effect = Effect::Deny;
+                        decision.rule = None;
+                        decision.reason = "the audit log cannot be written; failing closed".into();
+                        return (decision, None);
+                    }
+                    let wait = self.approvals.hold(pending);
+                    let timeout = decision.ask_timeout.unwrap_or(Duration::from_secs(300));
+                    on_pending(&id, timeout);
+                    let answer = wait.recv_timeout(timeout);
+                    self.approvals.release(&id);
+                    match answer {
+                        Ok(Answer::Approve(lifetime)) => {
+                            let granted = self
+                                .config
+                                .grants
+                                .create(
+                                    &self.config.agent,
+                                    &tool_name,
+                                    &request.credentials,
+                                    &rule,
+                                    lifetime,
+                                    jiff::Timestamp::now(),
+                                )
+                                .and_then(|g| {
+                                    if lifetime == Lifetime::Once {
+                                        self.config
+                                            .grants
+                                            .use_grant(
+                                                &self.config.agent,
+                                                &tool_name,
+                                                &request.credentials,
+                                                jiff::Timestamp::now(),
+                                            )
+                                            .map(|_| g)
+                                    } else {
+                                        Ok(g)
+                                    }
+                                });
+                            match granted {
+                                Ok(grant) => {
+                                    decision.effect = Effect::Permit;
+                                    decision.reason = format!("approved (grant {})", grant.id);
+                                    decision.issue = Some(Default::default());
+                                    grant_id = Some(grant.id);
+                                }
+                                Err(e) => {
+                                    decision.effect = Effect::Deny;
+                                    decision.reason =
+                                        format!("approved, but the grant could not be stored: {e}");
+                                }
+                            }
+                        }
+                        Ok(Answer::Deny(why)) => {
+                            decision.effect = Effect::Deny;
+                            decision.reason = format!("denied by the operator: {why}");
+                        }
+                        Err(_) => {
+                            decision.effect = Effect::Deny;
+                            decision.reason =
+                                format!("no answer to approval {id} within {}s", timeout.as_secs());
+                        }
+                    }
+                }
+                Err(e) => {
+                    decision.effect = Effect::Deny;
+                    decision.reason = format!("grants unavailable: {e}");
+                }
+            }
+        }
+        (decision, grant_id)
     }
 
     /// Records and answers a refusal made before the policy was consulted.
@@ -351,119 +493,15 @@ impl Broker {
             agent: self.config.agent.clone(),
             time: jiff::Timestamp::now(),
             sha256,
+            http: None,
         };
-        let mut decision = {
-            let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-            self.config.policy.evaluate(&request, &mut rates)
-        };
-        let mut grant_id = None;
-        if decision.effect == Effect::Ask {
-            let tool_name = tool.rsplit('/').next().unwrap_or(&tool).to_owned();
-            let rule = decision.rule.clone().unwrap_or_default();
-            match self.config.grants.use_grant(
-                &self.config.agent,
-                &tool_name,
-                &credentials,
-                request.time,
-            ) {
-                Ok(Some(grant)) => {
-                    decision.effect = Effect::Permit;
-                    decision.reason = format!("approved earlier (grant {})", grant.id);
-                    decision.issue = Some(Default::default());
-                    grant_id = Some(grant.id);
-                }
-                Ok(None) => {
-                    let pending = Pending {
-                        id: new_approval_id(),
-                        agent: self.config.agent.clone(),
-                        tool: tool_name.clone(),
-                        args: args.clone(),
-                        credentials: credentials.clone(),
-                        rule: rule.clone(),
-                        reason: reason.clone(),
-                        asked: request.time,
-                    };
-                    let id = pending.id.clone();
-                    let mut record = peer_info.clone();
-                    record.insert("kind".into(), "ask".into());
-                    record.insert("approval".into(), id.clone().into());
-                    record.insert("tool".into(), tool.clone().into());
-                    record.insert("credentials".into(), json!(credentials));
-                    record.insert("rule".into(), rule.clone().into());
-                    if !self.audit(record) {
-                        return replies.send(&Event::Decision {
-                            effect: Effect::Deny,
-                            rule: None,
-                            reason: "the audit log cannot be written; failing closed".into(),
-                        });
-                    }
-                    let wait = self.approvals.hold(pending);
-                    let timeout = decision.ask_timeout.unwrap_or(Duration::from_secs(300));
-                    replies.send(&Event::Pending {
-                        approval: id.clone(),
-                        timeout_secs: timeout.as_secs(),
-                    });
-                    let answer = wait.recv_timeout(timeout);
-                    self.approvals.release(&id);
-                    match answer {
-                        Ok(Answer::Approve(lifetime)) => {
-                            let granted = self
-                                .config
-                                .grants
-                                .create(
-                                    &self.config.agent,
-                                    &tool_name,
-                                    &credentials,
-                                    &rule,
-                                    lifetime,
-                                    jiff::Timestamp::now(),
-                                )
-                                .and_then(|g| {
-                                    if lifetime == Lifetime::Once {
-                                        self.config
-                                            .grants
-                                            .use_grant(
-                                                &self.config.agent,
-                                                &tool_name,
-                                                &credentials,
-                                                jiff::Timestamp::now(),
-                                            )
-                                            .map(|_| g)
-                                    } else {
-                                        Ok(g)
-                                    }
-                                });
-                            match granted {
-                                Ok(grant) => {
-                                    decision.effect = Effect::Permit;
-                                    decision.reason = format!("approved (grant {})", grant.id);
-                                    decision.issue = Some(Default::default());
-                                    grant_id = Some(grant.id);
-                                }
-                                Err(e) => {
-                                    decision.effect = Effect::Deny;
-                                    decision.reason =
-                                        format!("approved, but the grant could not be stored: {e}");
-                                }
-                            }
-                        }
-                        Ok(Answer::Deny(why)) => {
-                            decision.effect = Effect::Deny;
-                            decision.reason = format!("denied by the operator: {why}");
-                        }
-                        Err(_) => {
-                            decision.effect = Effect::Deny;
-                            decision.reason =
-                                format!("no answer to approval {id} within {}s", timeout.as_secs());
-                        }
-                    }
-                }
-                Err(e) => {
-                    decision.effect = Effect::Deny;
-                    decision.reason = format!("grants unavailable: {e}");
-                }
-            }
-        }
+        let (mut decision, grant_id) =
+            self.authorize(&request, reason.clone(), &peer_info, |id, timeout| {
+                replies.send(&Event::Pending {
+                    approval: id.into(),
+                    timeout_secs: timeout.as_secs(),
+                });
+            });
         // Handing a value to the agent needs a rule that says so.
         if deliver
             && decision.effect == Effect::Permit
@@ -564,7 +602,15 @@ impl Broker {
             replies,
         );
         replies.send(&Event::Exit { code });
-        for (kind, revocation, name) in prepared.revocations {
+        self.revoke_all(prepared.revocations);
+    }
+
+    /// Revokes what was issued for a call (after the call), auditing each.
+    pub(crate) fn revoke_all(
+        &self,
+        revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
+    ) {
+        for (kind, revocation, name) in revocations {
             let result = match self.config.backends.get(&kind) {
                 Some(backend) => self
                     .runtime
@@ -617,7 +663,7 @@ impl Broker {
     }
 
     /// Fetches static credentials (through the cache) and issues dynamic ones.
-    fn prepare(
+    pub(crate) fn prepare(
         &self,
         credentials: &[String],
         issue: frona_policy::IssueSpec,
@@ -652,6 +698,14 @@ impl Broker {
                             self.cache.put(name, value.clone());
                             value
                         }
+                    };
+                    // A TOTP seed never leaves the broker: the tool gets the current code.
+                    let value = if credential.kind == CredentialKind::Totp {
+                        let now = jiff::Timestamp::now().as_second().max(0) as u64;
+                        frona_backends::totp::code(&value, now)
+                            .map_err(|e| format!("credential `{name}`: {e}"))?
+                    } else {
+                        value
                     };
                     prepared.env.push((env, value));
                 }

@@ -43,6 +43,7 @@ fn measure(rules: usize, wildcard: bool) -> f64 {
         agent: "bench".into(),
         time: jiff::Timestamp::now(),
         sha256: None,
+        http: None,
     };
     let mut rates = RateTracker::default();
     assert_eq!(

@@ -38,6 +38,22 @@ pub struct Request {
     /// SHA-256 of the tool binary, when the broker computed it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha256: Option<String>,
+    /// For a call through the HTTP proxy (its `tool` is [`HTTP_TOOL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpCall>,
+}
+
+/// The tool name of calls through the HTTP proxy.
+pub const HTTP_TOOL: &str = "http";
+
+/// An HTTP request as the proxy will send it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpCall {
+    pub method: String,
+    pub host: String,
+    /// Percent-decoded, dot segments resolved, without the query.
+    pub path: String,
 }
 
 fn default_agent() -> String {
@@ -115,10 +131,19 @@ struct Rule {
     when: Option<schema::WhenSpec>,
     rate: Option<schema::RateSpec>,
     sha256: Option<String>,
+    http: Option<HttpMatch>,
     effect: Effect,
     reason: Option<String>,
     issue: Option<IssueSpec>,
     timeout: Option<Duration>,
+}
+
+/// A compiled `http:` matcher; empty lists match anything.
+#[derive(Debug)]
+struct HttpMatch {
+    methods: Vec<Glob>,
+    hosts: Vec<Glob>,
+    paths: Vec<Glob>,
 }
 
 /// Why a rule did not apply (for `explain`), or that it did.
@@ -211,6 +236,18 @@ impl PolicySet {
                 spec.name
             ));
         }
+        if spec.http.is_some()
+            && (spec.tool.is_some()
+                || spec.args.is_some()
+                || spec.args_regex.is_some()
+                || spec.sha256.is_some())
+        {
+            return Err(format!(
+                "rule `{}`: an `http` rule matches proxied requests by method, host and path; \
+                 `tool`, `args`, `args_regex` and `sha256` are for tool calls",
+                spec.name
+            ));
+        }
         let index = self.rules.len();
         let tools = spec.tool.map(|p| p.0).unwrap_or_default();
         match tools.iter().map(Glob::literal).collect::<Option<Vec<_>>>() {
@@ -232,6 +269,11 @@ impl PolicySet {
             when: spec.when,
             rate: spec.rate,
             sha256: spec.sha256.map(|s| s.to_ascii_lowercase()),
+            http: spec.http.map(|h| HttpMatch {
+                methods: h.method.map(|p| p.0).unwrap_or_default(),
+                hosts: h.host.map(|p| p.0).unwrap_or_default(),
+                paths: h.path.map(|p| p.0).unwrap_or_default(),
+            }),
             effect: spec.effect,
             reason: spec.reason,
             issue: spec.issue,
@@ -285,6 +327,25 @@ impl PolicySet {
     /// text is built only when `explain` asks for it: evaluation allocates nothing per rule.
     fn mismatch(rule: &Rule, request: &Request, explain: bool) -> Option<String> {
         let why = |text: &dyn Fn() -> String| Some(if explain { text() } else { String::new() });
+        match (&rule.http, &request.http) {
+            (None, None) => {}
+            (Some(_), None) => return why(&|| "the rule is for HTTP proxy calls".into()),
+            (None, Some(_)) => return why(&|| "the rule is for tool calls, not HTTP".into()),
+            (Some(matcher), Some(call)) => {
+                let miss = |globs: &[Glob], value: &str| {
+                    !globs.is_empty() && !globs.iter().any(|g| g.matches(value))
+                };
+                if miss(&matcher.methods, &call.method) {
+                    return why(&|| format!("method {} is not {:?}", call.method, matcher.methods));
+                }
+                if miss(&matcher.hosts, &call.host) {
+                    return why(&|| format!("host `{}` is not {:?}", call.host, matcher.hosts));
+                }
+                if miss(&matcher.paths, &call.path) {
+                    return why(&|| format!("path `{}` is not {:?}", call.path, matcher.paths));
+                }
+            }
+        }
         let tool = basename(&request.tool);
         if !rule.tools.is_empty() && !rule.tools.iter().any(|g| g.matches(tool)) {
             return why(&|| format!("tool `{tool}` is not {:?}", rule.tools));

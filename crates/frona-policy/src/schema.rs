@@ -255,6 +255,21 @@ pub struct RateSpec {
     pub per: DurationSpec,
 }
 
+/// What a rule for calls through the HTTP proxy matches; every key present must match.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSpec {
+    /// Methods, e.g. `[GET, HEAD]`.
+    #[serde(default)]
+    pub method: Option<Patterns>,
+    /// The upstream host.
+    #[serde(default)]
+    pub host: Option<Patterns>,
+    /// The upstream path: percent-decoded, dot segments resolved, without the query.
+    #[serde(default)]
+    pub path: Option<Patterns>,
+}
+
 /// One rule as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -283,6 +298,9 @@ pub struct RuleSpec {
     /// The tool binary's SHA-256 (hex) must be this.
     #[serde(default)]
     pub sha256: Option<String>,
+    /// Makes this a rule for calls through the HTTP proxy (and only those).
+    #[serde(default)]
+    pub http: Option<HttpSpec>,
     pub effect: Effect,
     #[serde(default)]
     pub reason: Option<String>,

@@ -14,6 +14,7 @@ fn request(tool: &str, args: &[&str], credentials: &[&str]) -> Request {
         agent: "ci".into(),
         time: default_time(),
         sha256: None,
+        http: None,
     }
 }
 
@@ -294,4 +295,80 @@ fn shipped_policies_are_valid_and_their_cases_pass() {
     for result in testing::run_cases(&policy, "tests.yaml", &cases).unwrap() {
         assert!(result.passed, "{}: {:?}", result.name, result.failure);
     }
+}
+
+fn http(method: &str, host: &str, path: &str) -> Request {
+    Request {
+        http: Some(HttpCall {
+            method: method.into(),
+            host: host.into(),
+            path: path.into(),
+        }),
+        ..request(HTTP_TOOL, &[], &["stripe-key"])
+    }
+}
+
+const HTTP_POLICY: &str = r#"
+rules:
+  - name: stripe-refunds
+    http: { path: "/v1/refunds*" }
+    credentials: [stripe-key]
+    effect: deny
+    reason: refunds need a human
+  - name: stripe-read
+    http: { method: [GET, HEAD], host: api.stripe.com }
+    credentials: [stripe-key]
+    effect: permit
+  - name: any-tool
+    credentials: [stripe-key]
+    effect: permit
+"#;
+
+/// HTTP rules match method, host and path; tool rules never decide an HTTP call, and HTTP
+/// rules never decide a tool call.
+#[test]
+fn http_rules_match_method_host_and_path_only_for_proxied_calls() {
+    let set = set(HTTP_POLICY);
+    let mut rates = RateTracker::default();
+    let decide = |r: &Request, rates: &mut RateTracker| {
+        let d = set.evaluate(r, rates);
+        (d.effect, d.rule)
+    };
+    assert_eq!(
+        decide(&http("GET", "api.stripe.com", "/v1/charges"), &mut rates),
+        (Effect::Permit, Some("stripe-read".into()))
+    );
+    assert_eq!(
+        decide(
+            &http("GET", "api.stripe.com", "/v1/refunds/re_1"),
+            &mut rates
+        )
+        .1,
+        Some("stripe-refunds".into())
+    );
+    assert_eq!(
+        decide(&http("POST", "api.stripe.com", "/v1/charges"), &mut rates),
+        (Effect::Deny, None),
+        "the tool rule `any-tool` does not reach HTTP calls"
+    );
+    assert_eq!(
+        decide(&http("GET", "evil.example", "/v1/charges"), &mut rates),
+        (Effect::Deny, None)
+    );
+    assert_eq!(
+        decide(&request("curl", &[], &["stripe-key"]), &mut rates),
+        (Effect::Permit, Some("any-tool".into()))
+    );
+    let (_, steps) = set.explain(&http("POST", "api.stripe.com", "/v1/charges"));
+    assert!(steps[1].skipped.as_deref().unwrap().contains("method POST"));
+}
+
+#[test]
+fn http_rules_cannot_name_tools() {
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - name: x\n    tool: curl\n    http: {}\n    effect: permit\n",
+    )])
+    .unwrap_err();
+    assert!(err.message.contains("for tool calls"), "{err}");
 }

@@ -21,6 +21,8 @@ use crate::failure::Failure;
 #[derive(Debug)]
 pub struct RunningBroker {
     pub socket: PathBuf,
+    /// The HTTP credential proxy's socket.
+    pub proxy: PathBuf,
     /// Set to the init helper's pid once it runs: only its descendants may call.
     pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
@@ -148,8 +150,22 @@ pub fn start(
             plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
         }),
         cache_ttl: Duration::from_secs(60),
+        proxy_cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
     })
     .map_err(|e| Failure::from_error(&e))?;
+    let proxy = dir.join("proxy.sock");
+    let proxy_listener =
+        std::os::unix::net::UnixListener::bind(&proxy).map_err(|e| Failure::from_error(&e))?;
+    proxy_listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::from_error(&e))?;
+    let for_proxy = std::sync::Arc::clone(&broker);
+    let serving = broker.runtime().block_on(async move {
+        let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
+        tokio::spawn(frona_broker::proxy::serve(for_proxy, listener));
+        Ok::<_, std::io::Error>(())
+    });
+    serving.map_err(|e| Failure::from_error(&e))?;
     let control_dir = control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -172,6 +188,7 @@ pub fn start(
     Ok(RunningBroker {
         agent_root,
         socket,
+        proxy,
         dir,
         control,
     })

@@ -397,6 +397,13 @@ pub struct RegisterArgs {
     /// static, dynamic or totp.
     #[arg(long, default_value = "static")]
     pub kind: String,
+    /// Serve this credential on the HTTP proxy: requests to `http://frona/NAME/PATH` go to
+    /// `URL/PATH`, and nowhere else, with the credential attached.
+    #[arg(long, value_name = "NAME=URL", requires = "inject")]
+    pub route: Option<String>,
+    /// How the proxy attaches it: bearer, basic, basic:USER, header:NAME or query:NAME.
+    #[arg(long, value_name = "STYLE", requires = "route")]
+    pub inject: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

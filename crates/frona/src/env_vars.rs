@@ -10,6 +10,8 @@
 //! - `FRONA_CONFIG_DIR`, `FRONA_DATA_DIR`, `FRONA_STATE_DIR`: override frona's directories
 //!   (see `dirs`).
 //! - `FRONA_BROKER_SOCKET`: set for the agent by `frona run`; where `frona tool` reaches the broker.
+//! - `FRONA_PROXY`: set for the agent by `frona run`; the HTTP credential proxy's Unix socket
+//!   (`curl --unix-socket "$FRONA_PROXY" http://frona/ROUTE/PATH`, or `frona call`).
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
 //! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
@@ -58,3 +60,5 @@ pub const AZURE_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN";
 pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 /// The broker's socket, set in the agent's environment.
 pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";
+/// The HTTP credential proxy's socket, set in the agent's environment.
+pub const FRONA_PROXY: &str = "FRONA_PROXY";

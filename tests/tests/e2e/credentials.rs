@@ -274,3 +274,146 @@ fn the_agent_cannot_read_frona_files() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&cat.stdout).trim(), "0", "{cat:?}");
 }
+
+/// A base32 TOTP seed (RFC 4648 alphabet) that no output may show.
+const TOTP_SEED: &str = "JBSWY3DPEHPK3PXP7FRONATOTPSEEDQ2";
+
+/// The codes `seed` gives from `from` to `to` (seconds since the epoch), a step either side.
+fn totp_codes(seed: &str, from: u64, to: u64, period: u64) -> Vec<String> {
+    let seed = frona_backends::Secret::from_string(seed.to_owned());
+    (from.saturating_sub(period)..=to + period)
+        .step_by(period as usize)
+        .chain([to + period])
+        .map(|t| {
+            let code = frona_backends::totp::code(&seed, t).unwrap();
+            String::from_utf8(code.expose().to_vec()).unwrap()
+        })
+        .collect()
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The longest run of ASCII digits in `text`.
+fn longest_digit_run(text: &str) -> usize {
+    text.split(|c: char| !c.is_ascii_digit())
+        .map(str::len)
+        .max()
+        .unwrap_or(0)
+}
+
+#[test]
+fn totp_credential_test_generates_a_code_and_prints_neither_code_nor_seed() {
+    let dirs = Dirs::new("totp");
+    let uri = format!("otpauth://totp/Acme:alice?secret={TOTP_SEED}&issuer=Acme&digits=8");
+    dirs.run(&["secret", "set", "otp"], Some(&format!("{TOTP_SEED}\n")));
+    dirs.run(&["secret", "set", "otp-uri"], Some(&uri));
+    for (name, path) in [("acme-otp", "otp"), ("acme-otp8", "otp-uri")] {
+        let registered = dirs.run(
+            &[
+                "credential",
+                "register",
+                "--name",
+                name,
+                "--backend",
+                "local",
+                "--path",
+                path,
+                "--kind",
+                "totp",
+            ],
+            None,
+        );
+        assert!(registered.status.success(), "{registered:?}");
+    }
+
+    let started = unix_now();
+    let human = dirs.run(&["credential", "test", "--name", "acme-otp"], None);
+    let json = dirs.run(
+        &["credential", "test", "--name", "acme-otp", "--json"],
+        None,
+    );
+    let eight = dirs.run(&["credential", "test", "--name", "acme-otp8"], None);
+    let finished = unix_now();
+
+    assert!(
+        stdout(&human).contains("acme-otp: ok (local, ")
+            && stdout(&human).contains("totp: a 6-digit code was generated"),
+        "{human:?}"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["kind"], "totp");
+    assert_eq!(doc["digits"], 6);
+    assert!(doc.get("fingerprint").is_none(), "{doc}");
+    assert!(
+        stdout(&eight).contains("an 8-digit code was generated"),
+        "{eight:?}"
+    );
+
+    let mut codes = totp_codes(TOTP_SEED, started, finished, 30);
+    codes.extend(totp_codes(&uri, started, finished, 30));
+    for output in [&human, &json, &eight] {
+        for stream in [&output.stdout, &output.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            assert!(!text.contains(TOTP_SEED), "seed printed: {text}");
+            assert!(
+                !text
+                    .to_lowercase()
+                    .contains(&TOTP_SEED.to_lowercase()[..12]),
+                "{text}"
+            );
+            assert!(!text.contains("otpauth"), "uri printed: {text}");
+            for code in &codes {
+                assert!(!text.contains(code.as_str()), "code printed: {text}");
+            }
+            assert!(longest_digit_run(&text) < 6, "a code-like number: {text}");
+        }
+    }
+}
+
+#[test]
+fn totp_credential_with_an_invalid_seed_fails_without_showing_it() {
+    let dirs = Dirs::new("totp-bad");
+    let bad = "0189-Fr0naNotBase32Seed!";
+    dirs.run(&["secret", "set", "otp"], Some(bad));
+    let registered = dirs.run(
+        &[
+            "credential",
+            "register",
+            "--name",
+            "bad-otp",
+            "--backend",
+            "local",
+            "--path",
+            "otp",
+            "--kind",
+            "totp",
+        ],
+        None,
+    );
+    assert!(registered.status.success(), "{registered:?}");
+    for args in [
+        &["credential", "test", "--name", "bad-otp"][..],
+        &["credential", "test", "--name", "bad-otp", "--json"][..],
+    ] {
+        let tested = dirs.run(args, None);
+        assert_eq!(tested.status.code(), Some(1), "{tested:?}");
+        let stderr = String::from_utf8_lossy(&tested.stderr);
+        assert!(
+            stderr.contains("`bad-otp`: the TOTP seed is not valid base32"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("hint:"), "{stderr}");
+        for stream in [&tested.stdout, &tested.stderr] {
+            let text = String::from_utf8_lossy(stream);
+            for part in [bad, "Fr0naNotBase32Seed", "0189"] {
+                assert!(!text.contains(part), "seed printed: {text}");
+            }
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //! or truncated. Every request is recorded so tests can check what the client sent.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read as _, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -119,6 +119,43 @@ pub struct FakeServer {
 
 impl FakeServer {
     pub fn start(handler: impl Fn(&Request) -> Response + Send + Sync + 'static) -> Self {
+        Self::start_with(None, handler)
+    }
+
+    /// An HTTPS server for `localhost` with a certificate from a fresh test CA; returns the
+    /// server and the CA certificate (PEM) to trust.
+    pub fn start_tls(
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> (Self, String) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "frona test CA");
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::new(ca_params, ca_key);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        )
+        .unwrap();
+        (Self::start_with(Some(Arc::new(config)), handler), ca.pem())
+    }
+
+    fn start_with(
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -131,8 +168,21 @@ impl FakeServer {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
-                let (handler, log) = (Arc::clone(&handler), Arc::clone(&log));
-                std::thread::spawn(move || serve(stream, &*handler, &log));
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let (handler, log, tls) = (Arc::clone(&handler), Arc::clone(&log), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(stream, &*handler, &log),
+                    Some(config) => {
+                        let Ok(connection) = rustls::ServerConnection::new(config) else {
+                            return;
+                        };
+                        serve(
+                            rustls::StreamOwned::new(connection, stream),
+                            &*handler,
+                            &log,
+                        )
+                    }
+                });
             }
         });
         Self {
@@ -159,9 +209,7 @@ impl Drop for FakeServer {
 }
 
 /// Serves requests on one connection until the client closes it.
-fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let mut writer = stream.try_clone().unwrap();
+fn serve(stream: impl std::io::Read + Write, handler: &Handler, log: &Mutex<Vec<Request>>) {
     let mut reader = BufReader::new(stream);
     loop {
         let mut line = String::new();
@@ -215,9 +263,11 @@ fn serve(stream: TcpStream, handler: &Handler, log: &Mutex<Vec<Request>>) {
             head.push_str("connection: close\r\n");
         }
         head.push_str("\r\n");
+        let writer = reader.get_mut();
         if writer
             .write_all(head.as_bytes())
             .and_then(|()| writer.write_all(&response.body))
+            .and_then(|()| writer.flush())
             .is_err()
             || response.truncate
         {

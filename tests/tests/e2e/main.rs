@@ -8,6 +8,7 @@ mod backends_rest;
 mod broker;
 mod credentials;
 mod fake_http;
+mod http_proxy;
 mod moto;
 mod run_env;
 #[cfg(target_os = "linux")]

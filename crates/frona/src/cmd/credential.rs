@@ -1,12 +1,13 @@
 //! `frona credential`: the registry of credential names, and talking to their backends.
-//! Nothing here prints a value: `test` shows a fingerprint, `health` latencies.
+//! Nothing here prints a value: `test` shows a fingerprint (for a TOTP seed, only that a code
+//! was generated), `health` latencies.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use frona_backends::config::Backends;
-use frona_backends::registry::{Credential, CredentialKind, Registry, Scope};
-use frona_backends::{BackendKind, SecretRef};
+use frona_backends::registry::{Credential, CredentialKind, Registry, RegistryError, Route, Scope};
+use frona_backends::{BackendKind, Secret, SecretRef};
 use frona_sandbox::EnvSnapshot;
 use serde_json::json;
 
@@ -102,6 +103,9 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             });
             let latency = started.elapsed().as_millis();
             let value = fetched.map_err(|e| err(&e).with_code(UNHEALTHY))?;
+            if credential.kind == CredentialKind::Totp {
+                return test_totp(&name, &credential, &value, latency, json);
+            }
             if json {
                 println!(
                     "{}",
@@ -184,6 +188,45 @@ fn health(mut backends: Backends, as_json: bool) -> Result<i32, Failure> {
     Ok(if healthy { 0 } else { UNHEALTHY })
 }
 
+/// A TOTP credential passes when its seed yields a code; neither is printed.
+fn test_totp(
+    name: &str,
+    credential: &Credential,
+    seed: &Secret,
+    latency: u128,
+    json: bool,
+) -> Result<i32, Failure> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|e| Failure::from_error(&e))?
+        .as_secs();
+    let digits = frona_backends::totp::code(seed, now)
+        .map_err(|e| {
+            Failure::new(
+                UNHEALTHY,
+                format!("`{name}`: {}", frona_sandbox::error_chain(&e)),
+            )
+            .with_hint(
+                "a totp credential holds a base32 seed or an `otpauth://totp/…?secret=…` URI; \
+                     `frona credential rotate` replaces it",
+            )
+        })?
+        .len();
+    if json {
+        println!(
+            "{}",
+            json!({"name": name, "backend": credential.backend, "ok": true, "kind": "totp", "digits": digits, "latency_ms": latency})
+        );
+    } else {
+        println!(
+            "{name}: ok ({}, {latency} ms), totp: {} {digits}-digit code was generated",
+            credential.backend,
+            if digits == 8 { "an" } else { "a" }
+        );
+    }
+    Ok(0)
+}
+
 fn resolve(registry: &Registry, name: &str, agent: Option<&str>) -> Result<Credential, Failure> {
     registry
         .resolve(name, agent, &cwd())
@@ -228,6 +271,22 @@ fn credential_from(args: RegisterArgs) -> Result<Credential, Failure> {
         env: args.env,
         scope: parse_scope(&args.scope)?,
         kind,
+        route: match (args.route, args.inject) {
+            (Some(route), Some(inject)) => {
+                let (name, upstream) = route.split_once('=').ok_or_else(|| {
+                    Failure::new(125, format!("--route `{route}` is not NAME=URL"))
+                        .with_hint("e.g. --route stripe=https://api.stripe.com --inject basic")
+                })?;
+                Some(Route {
+                    name: name.into(),
+                    upstream: upstream.trim_end_matches('/').into(),
+                    inject: inject
+                        .parse()
+                        .map_err(|e: RegistryError| Failure::from_error(&e).with_code(125))?,
+                })
+            }
+            _ => None,
+        },
     };
     credential
         .validate()

@@ -120,6 +120,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                 agent,
                 time,
                 sha256: None,
+                http: None,
             };
             let (decision, steps) = set.explain(&request);
             if json {

@@ -47,6 +47,10 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
             crate::env_vars::FRONA_BROKER_SOCKET.into(),
             broker.socket.clone().into(),
         ));
+        agent_env.push((
+            crate::env_vars::FRONA_PROXY.into(),
+            broker.proxy.clone().into(),
+        ));
         Some(broker)
     };
     drop(env);

@@ -1,0 +1,630 @@
+//! The HTTP credential proxy: the agent sends plain HTTP to `http://frona/ROUTE/PATH` on the
+//! Unix socket in `FRONA_PROXY`; the broker finds the credential registered with that route,
+//! decides the call with the policy (method, host, path), attaches the credential, sends the
+//! request to the route's HTTPS upstream and streams the response back with the credential
+//! redacted. The agent never holds the value.
+//!
+//! Not an open relay: only registered routes, the upstream's scheme, host and port are fixed by
+//! the registry (the agent chooses only the path and query, checked for escapes), redirects are
+//! never followed, hop-by-hop and proxy headers are dropped, a header the agent sends under the
+//! injected name is replaced, bodies and headers are size-limited, and every call is audited
+//! (method, host, path, status, latency; no bodies, no query).
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use bytes::Bytes;
+use frona_backends::Secret;
+use frona_backends::registry::{Credential, Inject};
+use frona_policy::{Effect, HTTP_TOOL, HttpCall, Request};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
+use serde_json::{Map, json};
+
+use crate::peer::{Peer, descends_from};
+use crate::redact::Redactor;
+use crate::server::Broker;
+
+/// The largest request body the proxy forwards.
+pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
+/// The largest response body it streams back; beyond, the response is cut off.
+pub const MAX_RESPONSE_BODY: u64 = 1024 * 1024 * 1024;
+/// Headers larger than this (in total) are refused by the server.
+const MAX_HEADERS: usize = 64 * 1024;
+
+/// A request for the proxy, its body already read.
+#[derive(Debug)]
+pub struct ProxyRequest {
+    pub method: Method,
+    /// `/ROUTE/PATH?QUERY`, as sent to the proxy.
+    pub target: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+/// A response body streamed from the upstream, already redacted.
+#[derive(Debug)]
+pub struct ProxyBody {
+    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+}
+
+impl ProxyBody {
+    fn full(bytes: impl Into<Bytes>) -> Self {
+        let (sender, chunks) = tokio::sync::mpsc::channel(1);
+        let _ = sender.try_send(bytes.into());
+        Self { chunks }
+    }
+
+    /// The next chunk (`None` at the end).
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.chunks.recv().await
+    }
+}
+
+impl hyper::body::Body for ProxyBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    }
+}
+
+pub type ProxyResponse = http::Response<ProxyBody>;
+
+/// An answer made by the proxy itself (not the upstream): JSON `{"error": …}` and a header
+/// saying so, so that a client can tell a refusal from an upstream error.
+fn refusal(status: StatusCode, message: impl Into<String>) -> ProxyResponse {
+    let body = json!({ "error": message.into() }).to_string();
+    let mut response = http::Response::new(ProxyBody::full(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+        .headers_mut()
+        .insert("x-frona", HeaderValue::from_static("refused"));
+    response
+}
+
+/// Headers never forwarded in either direction: hop-by-hop (RFC 9110 §7.6.1), proxy
+/// credentials, and those the proxy sets itself.
+const DROPPED: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+/// Copies `from` without hop-by-hop headers (also those named in `Connection`).
+fn forwardable(from: &HeaderMap) -> HeaderMap {
+    let named: Vec<String> = from
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    let mut out = HeaderMap::new();
+    for (name, value) in from {
+        let lower = name.as_str();
+        if DROPPED.contains(&lower) || named.iter().any(|n| n == lower) {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    out
+}
+
+/// The route's pieces, parsed once per call from the registry's text.
+struct Upstream {
+    /// `https://host:port` (no trailing slash).
+    origin: String,
+    host: String,
+    /// The base path (empty or starting with `/`, no trailing slash).
+    base: String,
+}
+
+fn upstream_of(text: &str) -> Option<Upstream> {
+    let url = url::Url::parse(text).ok()?;
+    if url.scheme() != "https" {
+        return None;
+    }
+    let host = url.host_str()?.to_owned();
+    let origin = match url.port() {
+        Some(port) => format!("https://{host}:{port}"),
+        None => format!("https://{host}"),
+    };
+    Some(Upstream {
+        origin,
+        host,
+        base: url.path().trim_end_matches('/').to_owned(),
+    })
+}
+
+/// Percent-decodes `path` for the policy. Refuses what would let the upstream see a different
+/// path than the policy did: encoded `/`, `\` or `.`, dot segments, invalid UTF-8, controls.
+fn checked_path(path: &str) -> Result<String, String> {
+    let lower = path.to_ascii_lowercase();
+    if ["%2f", "%5c", "%2e", "%00"]
+        .iter()
+        .any(|e| lower.contains(e))
+        || path.contains('\\')
+        || path.split('/').any(|s| s == "." || s == "..")
+    {
+        return Err("the path has an encoded separator or a dot segment".into());
+    }
+    let bytes = path.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("the path has a malformed percent escape")?;
+            decoded.push(hex);
+            i += 3;
+        } else {
+            decoded.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let decoded = String::from_utf8(decoded).map_err(|_| "the path is not UTF-8")?;
+    if decoded.chars().any(char::is_control) {
+        return Err("the path has control characters".into());
+    }
+    Ok(decoded)
+}
+
+/// The value of the header carrying the credential, or `None` for query injection.
+fn injected(inject: &Inject, value: &[u8]) -> Option<(HeaderName, Vec<u8>)> {
+    match inject {
+        Inject::Bearer => Some((header::AUTHORIZATION, [b"Bearer ", value].concat())),
+        Inject::Basic { user } => {
+            let pair = match user {
+                Some(user) => [user.as_bytes(), b":", value].concat(),
+                None => [value, b":"].concat(),
+            };
+            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
+            Some((
+                header::AUTHORIZATION,
+                format!("Basic {encoded}").into_bytes(),
+            ))
+        }
+        Inject::Header(name) => Some((
+            HeaderName::from_bytes(name.as_bytes()).ok()?,
+            value.to_vec(),
+        )),
+        Inject::Query(_) => None,
+    }
+}
+
+impl Broker {
+    /// The client the proxy forwards with: HTTPS only, no redirects followed, bounded waits.
+    pub(crate) fn proxy_client() -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(true)
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(60))
+            .no_proxy()
+            .build()
+    }
+
+    /// The credential registered for route `name`, as this agent sees it.
+    fn route(&self, name: &str) -> Result<Option<Credential>, String> {
+        let listed = self.config.registry.list().map_err(|e| e.to_string())?;
+        let Some(credential) = listed
+            .iter()
+            .find(|c| c.route.as_ref().is_some_and(|r| r.name == name))
+        else {
+            return Ok(None);
+        };
+        // Scopes apply as for tool calls: the narrowest registration of that name wins, and
+        // it must still carry the route.
+        let resolved = self
+            .config
+            .registry
+            .resolve(
+                &credential.name,
+                Some(&self.config.agent),
+                &self.config.proxy_cwd,
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(resolved.filter(|c| c.route.as_ref().is_some_and(|r| r.name == name)))
+    }
+
+    /// Carries out one proxied request from `peer` (`None`: frona's own user, `frona call`).
+    pub async fn proxy(
+        self: &Arc<Self>,
+        request: ProxyRequest,
+        peer: Option<Peer>,
+    ) -> ProxyResponse {
+        let started = Instant::now();
+        let mut record = Map::new();
+        record.insert("kind".into(), "http".into());
+        if let Some(p) = peer {
+            record.insert("peer_pid".into(), p.pid.into());
+            record.insert("peer_uid".into(), p.uid.into());
+        }
+        let (path, query) = match request.target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.target.as_str(), None),
+        };
+        let Some((route_name, rest)) = path
+            .strip_prefix('/')
+            .map(|p| p.split_once('/').unwrap_or((p, "")))
+        else {
+            return refusal(StatusCode::BAD_REQUEST, "request `/ROUTE/PATH`");
+        };
+        if request.method == Method::CONNECT {
+            return refusal(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "frona's proxy is not a CONNECT proxy; request `http://frona/ROUTE/PATH`",
+            );
+        }
+        let credential = match self.route(route_name) {
+            Ok(Some(credential)) => credential,
+            Ok(None) => {
+                return refusal(
+                    StatusCode::NOT_FOUND,
+                    format!("no credential is registered with route `{route_name}`"),
+                );
+            }
+            Err(e) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, e),
+        };
+        let Some(route) = credential.route.clone() else {
+            return refusal(StatusCode::NOT_FOUND, "route vanished");
+        };
+        let Some(upstream) = upstream_of(&route.upstream) else {
+            return refusal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("route `{route_name}` has an invalid upstream"),
+            );
+        };
+        let upstream_path = format!("{}/{rest}", upstream.base);
+        let decoded = match checked_path(&upstream_path) {
+            Ok(decoded) => decoded,
+            Err(e) => return refusal(StatusCode::BAD_REQUEST, e),
+        };
+        record.insert("method".into(), request.method.as_str().into());
+        record.insert("host".into(), upstream.host.clone().into());
+        record.insert("path".into(), decoded.clone().into());
+        record.insert("route".into(), route_name.into());
+        record.insert("credentials".into(), json!([credential.name]));
+        let policy_request = Request {
+            tool: HTTP_TOOL.into(),
+            args: vec![
+                request.method.to_string(),
+                format!("https://{}{decoded}", upstream.host),
+            ],
+            credentials: vec![credential.name.clone()],
+            agent: self.config.agent.clone(),
+            time: jiff::Timestamp::now(),
+            sha256: None,
+            http: Some(HttpCall {
+                method: request.method.to_string(),
+                host: upstream.host.clone(),
+                path: decoded,
+            }),
+        };
+        let broker = Arc::clone(self);
+        let decision_record = record.clone();
+        let decided = tokio::task::spawn_blocking(move || {
+            let (decision, grant) =
+                broker.authorize(&policy_request, None, &decision_record, |id, timeout| {
+                    tracing::info!(
+                        "proxied call waits up to {}s for `frona approve {id}`",
+                        timeout.as_secs()
+                    );
+                });
+            let mut record = decision_record;
+            record.insert("decision".into(), json!(decision.effect));
+            record.insert("rule".into(), json!(decision.rule));
+            record.insert("reason".into(), decision.reason.clone().into());
+            record.insert("grant".into(), json!(grant));
+            // Durable before anything is sent: no audit, no call.
+            let audited = broker.audit(record);
+            (decision, audited)
+        })
+        .await;
+        let decision = match decided {
+            Ok((decision, true)) => decision,
+            Ok((_, false)) => {
+                return refusal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the audit log cannot be written; failing closed",
+                );
+            }
+            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed"),
+        };
+        if decision.effect != Effect::Permit {
+            let by = decision
+                .rule
+                .as_ref()
+                .map(|r| format!(" by rule `{r}`"))
+                .unwrap_or_default();
+            return refusal(
+                StatusCode::FORBIDDEN,
+                format!("denied{by}: {}", decision.reason),
+            );
+        }
+        let broker = Arc::clone(self);
+        let names = vec![credential.name.clone()];
+        let issue = decision.issue.clone().unwrap_or_default();
+        let cwd = self.config.proxy_cwd.display().to_string();
+        let prepared =
+            tokio::task::spawn_blocking(move || broker.prepare(&names, issue, &cwd)).await;
+        let prepared = match prepared {
+            Ok(Ok(prepared)) if prepared.env.len() == 1 => prepared,
+            Ok(Ok(_)) => {
+                return refusal(
+                    StatusCode::BAD_GATEWAY,
+                    "the credential issues several values; the proxy attaches one",
+                );
+            }
+            Ok(Err(e)) => return refusal(StatusCode::BAD_GATEWAY, e),
+            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "issuing failed"),
+        };
+        let value: Secret = prepared.env[0].1.clone();
+        let response = self
+            .forward(&request, &route.inject, &upstream, rest, query, &value)
+            .await;
+        let mut done = record;
+        done.insert("kind".into(), "http-response".into());
+        done.insert(
+            "latency_us".into(),
+            (started.elapsed().as_micros() as u64).into(),
+        );
+        match &response {
+            Ok(response) => done.insert("status".into(), response.status().as_u16().into()),
+            Err(e) => done.insert("error".into(), e.clone().into()),
+        };
+        let broker = Arc::clone(self);
+        let revocations = prepared.revocations;
+        let _ = tokio::task::spawn_blocking(move || {
+            broker.audit(done);
+            broker.revoke_all(revocations);
+        })
+        .await;
+        match response {
+            Ok(response) => response,
+            Err(e) => refusal(StatusCode::BAD_GATEWAY, e),
+        }
+    }
+
+    /// Sends the request upstream with the credential attached; streams the answer back
+    /// redacted.
+    async fn forward(
+        &self,
+        request: &ProxyRequest,
+        inject: &Inject,
+        upstream: &Upstream,
+        rest: &str,
+        query: Option<&str>,
+        value: &Secret,
+    ) -> Result<ProxyResponse, String> {
+        let mut url = format!("{}{}/{rest}", upstream.origin, upstream.base);
+        let mut headers = forwardable(&request.headers);
+        // The redactor learns every form the value takes on the wire.
+        let mut wire_forms: Vec<Vec<u8>> = vec![value.expose().to_vec()];
+        if let Some((name, header_value)) = injected(inject, value.expose()) {
+            headers.remove(&name);
+            let mut header_value = HeaderValue::from_bytes(&header_value)
+                .map_err(|_| "the credential is not a valid header value")?;
+            header_value.set_sensitive(true);
+            wire_forms.push(header_value.as_bytes().to_vec());
+            headers.insert(name, header_value);
+        }
+        let mut query_parts: Vec<String> = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|p| !p.is_empty())
+            .map(str::to_owned)
+            .collect();
+        if let Inject::Query(name) = inject {
+            // The agent cannot supply its own value under the same name.
+            query_parts.retain(|p| p.split('=').next() != Some(name.as_str()));
+            let encoded: String = url::form_urlencoded::byte_serialize(value.expose()).collect();
+            wire_forms.push(encoded.clone().into_bytes());
+            query_parts.push(format!("{name}={encoded}"));
+        }
+        if !query_parts.is_empty() {
+            url.push('?');
+            url.push_str(&query_parts.join("&"));
+        }
+        // Identity encoding, so that redaction sees the bytes as sent.
+        headers.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_static("identity"),
+        );
+        let parsed = url::Url::parse(&url).map_err(|e| format!("bad upstream URL: {e}"))?;
+        if parsed.host_str() != Some(upstream.host.as_str()) || parsed.scheme() != "https" {
+            return Err("the request would leave the route's host".into());
+        }
+        let upstream_response = self
+            .http
+            .request(request.method.clone(), parsed)
+            .headers(headers)
+            .body(request.body.clone())
+            .send()
+            .await
+            .map_err(|e| format!("upstream `{}`: {}", upstream.host, error_chain(&e)))?;
+        let status = upstream_response.status();
+        let forms: Vec<&[u8]> = wire_forms.iter().map(Vec::as_slice).collect();
+        let mut response_headers = HeaderMap::new();
+        for (name, value) in forwardable(upstream_response.headers()) {
+            let Some(name) = name else { continue };
+            let mut redactor = Redactor::new(forms.iter().copied());
+            let mut bytes = redactor.push(value.as_bytes());
+            bytes.extend(redactor.finish());
+            // A redirect back into the route stays on the proxy.
+            if name == header::LOCATION
+                && let Ok(location) = std::str::from_utf8(&bytes)
+                && let Some(rest) = location
+                    .strip_prefix(&upstream.origin)
+                    .and_then(|l| l.strip_prefix(&upstream.base))
+                    .filter(|l| l.starts_with('/'))
+            {
+                bytes = format!("/{}{rest}", request_route(&request.target)).into_bytes();
+            }
+            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+                response_headers.append(name, value);
+            }
+        }
+        let (sender, chunks) = tokio::sync::mpsc::channel::<Bytes>(8);
+        let secrets: Vec<Vec<u8>> = wire_forms.clone();
+        let mut body = upstream_response;
+        tokio::spawn(async move {
+            let mut redactor = Redactor::new(secrets.iter().map(Vec::as_slice));
+            let mut total = 0u64;
+            loop {
+                match body.chunk().await {
+                    Ok(Some(chunk)) => {
+                        total += chunk.len() as u64;
+                        if total > MAX_RESPONSE_BODY {
+                            tracing::warn!("proxied response cut off at {MAX_RESPONSE_BODY} bytes");
+                            return;
+                        }
+                        let out = redactor.push(&chunk);
+                        if !out.is_empty() && sender.send(Bytes::from(out)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(_) => return,
+                }
+            }
+            let rest = redactor.finish();
+            if !rest.is_empty() {
+                let _ = sender.send(Bytes::from(rest)).await;
+            }
+        });
+        let mut response = http::Response::new(ProxyBody { chunks });
+        *response.status_mut() = status;
+        *response.headers_mut() = response_headers;
+        Ok(response)
+    }
+}
+
+/// The route segment of a proxy target `/ROUTE/…`.
+fn request_route(target: &str) -> &str {
+    target
+        .trim_start_matches('/')
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default()
+}
+
+/// An error and its causes, one line (reqwest's top-level message alone says little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Serves the proxy on `listener` until it fails: HTTP/1.1, each connection checked with
+/// `SO_PEERCRED` against the agent's tree as the broker's own socket is.
+pub async fn serve(broker: Arc<Broker>, listener: tokio::net::UnixListener) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let peer = stream.peer_cred().ok().and_then(|c| {
+            Some(Peer {
+                pid: c.pid()?,
+                uid: c.uid(),
+            })
+        });
+        let broker = Arc::clone(&broker);
+        tokio::spawn(async move {
+            let root = broker.agent_root();
+            let member = root > 0 && peer.is_some_and(|p| descends_from(p.pid, root));
+            let service = hyper::service::service_fn(
+                move |incoming: http::Request<hyper::body::Incoming>| {
+                    let broker = Arc::clone(&broker);
+                    async move {
+                        if !member {
+                            return Ok::<_, Infallible>(refusal(
+                                StatusCode::FORBIDDEN,
+                                "the caller is not part of the agent's process tree",
+                            ));
+                        }
+                        Ok(match read_request(incoming).await {
+                            Ok(request) => broker.proxy(request, peer).await,
+                            Err(response) => response,
+                        })
+                    }
+                },
+            );
+            let _ = hyper::server::conn::http1::Builder::new()
+                .max_buf_size(MAX_HEADERS.max(8192))
+                .header_read_timeout(Duration::from_secs(30))
+                .timer(hyper_util::rt::TokioTimer::new())
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Reads the body (at most [`MAX_REQUEST_BODY`]).
+async fn read_request(
+    incoming: http::Request<hyper::body::Incoming>,
+) -> Result<ProxyRequest, ProxyResponse> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = incoming.into_parts();
+    // An absolute-form target (`GET https://host/… HTTP/1.1`, what a forward proxy gets) is
+    // refused: the route alone says where a request goes.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        return Err(refusal(
+            StatusCode::BAD_REQUEST,
+            "frona's proxy is not a forward proxy; request `http://frona/ROUTE/PATH`",
+        ));
+    }
+    let limited = http_body_util::Limited::new(body, MAX_REQUEST_BODY);
+    let body = match limited.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(refusal(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request bodies are limited to {MAX_REQUEST_BODY} bytes"),
+            ));
+        }
+    };
+    Ok(ProxyRequest {
+        method: parts.method,
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into()),
+        headers: parts.headers,
+        body,
+    })
+}
