@@ -36,6 +36,9 @@ pub const MAX_RESPONSE_BODY: u64 = 1024 * 1024 * 1024;
 /// Headers larger than this (in total) are refused by the server.
 const MAX_HEADERS: usize = 64 * 1024;
 
+/// Names the credential whose route an upstream URL target (`/https://…`) should take.
+pub const CREDENTIAL_HEADER: &str = "x-frona-credential";
+
 /// A request for the proxy, its body already read.
 #[derive(Debug)]
 pub struct ProxyRequest {
@@ -253,12 +256,58 @@ impl Broker {
         Ok(resolved.filter(|c| c.route.as_ref().is_some_and(|r| r.name == name)))
     }
 
+    /// `/ROUTE/REST` for an upstream URL given as the target `/https://host/path?query` (what
+    /// `frona call URL` sends): the registered route whose upstream is the longest prefix of
+    /// the URL, among those of `credential` when named.
+    fn target_for_url(&self, url: &str, credential: Option<&str>) -> Result<String, String> {
+        let listed = self.config.registry.list().map_err(|e| e.to_string())?;
+        let best = listed
+            .iter()
+            .filter(|c| credential.is_none_or(|name| c.name == name))
+            .filter_map(|c| {
+                let route = c.route.as_ref()?;
+                let base = route.upstream.trim_end_matches('/');
+                let rest = url.strip_prefix(base)?;
+                (rest.is_empty() || rest.starts_with(['/', '?'])).then_some((
+                    base.len(),
+                    route,
+                    rest,
+                ))
+            })
+            .max_by_key(|(len, _, _)| *len);
+        match best {
+            Some((_, route, rest)) => Ok(format!(
+                "/{}{}{rest}",
+                route.name,
+                if rest.starts_with('/') { "" } else { "/" }
+            )),
+            None => Err(format!(
+                "no credential{} has a route for `{url}`",
+                credential.map(|c| format!(" `{c}`")).unwrap_or_default()
+            )),
+        }
+    }
+
     /// Carries out one proxied request from `peer` (`None`: frona's own user, `frona call`).
     pub async fn proxy(
         self: &Arc<Self>,
-        request: ProxyRequest,
+        mut request: ProxyRequest,
         peer: Option<Peer>,
     ) -> ProxyResponse {
+        if let Some(url) = request.target.strip_prefix('/')
+            && url.starts_with("https://")
+        {
+            let credential = request
+                .headers
+                .get(CREDENTIAL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            match self.target_for_url(url, credential.as_deref()) {
+                Ok(target) => request.target = target,
+                Err(e) => return refusal(StatusCode::NOT_FOUND, e),
+            }
+        }
+        request.headers.remove(CREDENTIAL_HEADER);
         let started = Instant::now();
         let mut record = Map::new();
         record.insert("kind".into(), "http".into());

@@ -92,14 +92,21 @@ fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
     })
 }
 
-/// Builds and starts the broker on its own threads.
-pub fn start(
+/// Builds the broker: policy, audit log, grants, backend clients. `frona run` serves it to the
+/// agent; `frona call` uses it in-process.
+pub fn build(
     env: &EnvSnapshot,
     agent: &str,
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
-    tool_plan: &frona_sandbox::isolation::Plan,
-) -> Result<RunningBroker, Failure> {
+    tool_launcher: Option<frona_broker::server::ToolLauncher>,
+) -> Result<
+    (
+        std::sync::Arc<Broker>,
+        std::sync::Arc<std::sync::atomic::AtomicI32>,
+    ),
+    Failure,
+> {
     let policy = load_policy(policy_dir)?;
     let state = dirs::state_dir(env);
     let audit = AuditLog::open(&state.join("audit.jsonl")).map_err(|e| {
@@ -123,10 +130,6 @@ pub fn start(
         }
     }
     drop(runtime);
-    let dir = socket_dir(env)?;
-    let socket = dir.join("broker.sock");
-    let listener =
-        std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Failure::from_error(&e))?;
     let agent_root = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let broker = Broker::new(BrokerConfig {
         agent: agent.to_owned(),
@@ -142,17 +145,34 @@ pub fn start(
         grants,
         agent_root: std::sync::Arc::clone(&agent_root),
         tool_env,
-        // Tools get the agent's isolation, with the host network (they call APIs), and die
-        // with frona like the agent does.
-        tool_launcher: Some(frona_broker::server::ToolLauncher {
-            exe: crate::cmd::self_exe(),
-            parent: std::process::id() as i32,
-            plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
-        }),
+        tool_launcher,
         cache_ttl: Duration::from_secs(60),
         proxy_cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
     })
     .map_err(|e| Failure::from_error(&e))?;
+    Ok((broker, agent_root))
+}
+
+/// Builds and starts the broker on its own threads.
+pub fn start(
+    env: &EnvSnapshot,
+    agent: &str,
+    policy_dir: &Path,
+    tool_env: Vec<(OsString, OsString)>,
+    tool_plan: &frona_sandbox::isolation::Plan,
+) -> Result<RunningBroker, Failure> {
+    // Tools get the agent's isolation, with the host network (they call APIs), and die with
+    // frona like the agent does.
+    let launcher = frona_broker::server::ToolLauncher {
+        exe: crate::cmd::self_exe(),
+        parent: std::process::id() as i32,
+        plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
+    };
+    let (broker, agent_root) = build(env, agent, policy_dir, tool_env, Some(launcher))?;
+    let dir = socket_dir(env)?;
+    let socket = dir.join("broker.sock");
+    let listener =
+        std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Failure::from_error(&e))?;
     let proxy = dir.join("proxy.sock");
     let proxy_listener =
         std::os::unix::net::UnixListener::bind(&proxy).map_err(|e| Failure::from_error(&e))?;

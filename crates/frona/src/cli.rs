@@ -54,6 +54,9 @@ pub enum Command {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// One HTTPS request with a credential attached by frona, through the same policy, injection,
+    /// redaction and audit as the agent's HTTP proxy (inside `frona run`: through it).
+    Call(CallArgs),
     /// Approve a call waiting for a human (operator side).
     Approve {
         /// The approval id (`frona approvals` lists them).
@@ -224,6 +227,38 @@ pub struct ToolArgs {
     /// The tool and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CallArgs {
+    /// The credential to attach (default: the one whose route covers URL).
+    #[arg(long = "credential", value_name = "NAME")]
+    pub credential: Option<String>,
+    /// The HTTP method.
+    #[arg(
+        short = 'X',
+        long = "request",
+        default_value = "GET",
+        value_name = "METHOD"
+    )]
+    pub method: String,
+    /// A request header, `Name: value` (repeatable).
+    #[arg(short = 'H', long = "header", value_name = "HEADER")]
+    pub headers: Vec<String>,
+    /// The request body; `@FILE` reads a file, `@-` standard input.
+    #[arg(short = 'd', long = "data", value_name = "DATA")]
+    pub data: Option<String>,
+    /// Print the response status line and headers before the body.
+    #[arg(short = 'i', long)]
+    pub include: bool,
+    /// The agent id whose policies and scopes apply (outside `frona run`).
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub agent: String,
+    /// The policy directory (outside `frona run`; default: $XDG_CONFIG_HOME/frona/policies).
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+    /// The upstream URL, `https://host/path?query`, covered by a registered route.
+    pub url: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 mod audit;
+mod call;
 mod control;
 mod credential;
 mod doctor;
@@ -35,6 +36,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
             tool,
             reason,
         } => tool::issue(credentials, tool, reason, &env),
+        Command::Call(args) => call::call(args, &env),
         Command::Approve { id, lifetime } => control::approve(&id, &lifetime, &env),
         Command::Deny { id, reason } => control::deny(&id, reason, &env),
         Command::Approvals { json } => control::approvals(json, &env),

@@ -644,3 +644,69 @@ fn a_socket_directory_prepared_by_someone_else_is_refused() {
         text(&output)
     );
 }
+
+/// A TOTP credential: the tool gets the current code, never the seed.
+#[test]
+fn totp_tools_get_the_code_not_the_seed() {
+    const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let dirs = Dirs::new("totp-broker");
+    let mut set = dirs.cmd(&["secret", "set", "otp"]);
+    set.stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = set.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), SEED.as_bytes()).unwrap();
+    assert!(child.wait().unwrap().success());
+    let register = dirs
+        .cmd(&[
+            "credential",
+            "register",
+            "--name",
+            "otp",
+            "--backend",
+            "local",
+            "--path",
+            "otp",
+            "--env",
+            "OTP_CODE",
+            "--kind",
+            "totp",
+        ])
+        .output()
+        .unwrap();
+    assert!(register.status.success(), "{}", text(&register));
+    std::fs::create_dir_all(dirs.root.join("config/policies")).unwrap();
+    std::fs::write(
+        dirs.root.join("config/policies/policy.yaml"),
+        "rules:\n  - name: otp\n    tool: sh\n    credentials: [otp]\n    effect: permit\n",
+    )
+    .unwrap();
+    let frona = frona_bin();
+    // Reversed, the code passes the redaction (which knows the code's own forms only).
+    let out = text(&run_agent(
+        &dirs,
+        &format!(
+            "{} tool --credential otp -- sh -c 'echo \"code=$(printf %s \"$OTP_CODE\" | rev)\"; echo \"seen=$OTP_CODE\"'",
+            frona.display()
+        ),
+    ));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let seed = frona_backends::Secret::new(SEED.as_bytes().to_vec());
+    let expected: Vec<String> = [now - 30, now, now + 30]
+        .iter()
+        .map(|t| {
+            let code = frona_backends::totp::code(&seed, *t).unwrap();
+            String::from_utf8(code.expose().iter().rev().copied().collect()).unwrap()
+        })
+        .collect();
+    assert!(
+        expected
+            .iter()
+            .any(|c| out.contains(&format!("code={c}\n"))),
+        "{out} (expected one of {expected:?})"
+    );
+    assert!(out.contains("seen=[REDACTED]"), "{out}");
+    assert!(!out.contains(SEED), "{out}");
+}

@@ -257,3 +257,61 @@ fn only_the_agent_tree_may_use_the_proxy() {
     );
     assert!(server.requests().is_empty(), "nothing was forwarded");
 }
+
+/// `frona call URL`: outside `frona run` frona applies the policy itself; inside, the request
+/// goes through the agent's proxy. Same injection, redaction, refusals and exit codes.
+#[test]
+fn frona_call_inside_and_outside_a_run() {
+    let (server, ca) = api();
+    let dirs = setup("call", server.port, &ca, "bearer");
+    let base = format!("https://localhost:{}", server.port);
+    let call = |args: &[&str]| {
+        dirs.cmd(&[&["call"], args].concat())
+            .env("FRONA_STATE_DIR", dirs.root.join("state"))
+            .env("SSL_CERT_FILE", dirs.root.join("ca.pem"))
+            .output()
+            .unwrap()
+    };
+    let ok = call(&["-i", &format!("{base}/v1/echo?q=1")]);
+    let out = text(&ok);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(out.starts_with("HTTP/1.1 200 OK"), "{out}");
+    assert!(
+        out.contains(r#""authorization":"[REDACTED]""#) && !out.contains(VALUE),
+        "{out}"
+    );
+    let posted = call(&["-X", "POST", "-d", "hello", &format!("{base}/v1/echo")]);
+    assert!(
+        text(&posted).contains(r#""body_len":5"#),
+        "{}",
+        text(&posted)
+    );
+    let denied = call(&[&format!("{base}/v1/refunds/re_1")]);
+    assert_eq!(denied.status.code(), Some(77), "{}", text(&denied));
+    assert!(text(&denied).contains("refunds need a human"));
+    let unknown = call(&["https://api.github.com/user"]);
+    assert_eq!(unknown.status.code(), Some(125), "{}", text(&unknown));
+    assert!(
+        text(&unknown).contains("no credential has a route"),
+        "{}",
+        text(&unknown)
+    );
+    let missing = call(&[&format!("{base}/v1/nothing")]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+
+    let frona = crate::support::frona_bin();
+    let inside = run_agent(
+        &dirs,
+        &format!(
+            "{f} call --credential stripe-key {base}/v1/echo; echo rc=$?; {f} call {base}/v1/refunds/x; echo rc=$?",
+            f = frona.display()
+        ),
+    );
+    let out = text(&inside);
+    assert!(
+        out.contains(r#""authorization":"[REDACTED]""#) && !out.contains(VALUE),
+        "{out}"
+    );
+    assert!(out.contains("rc=0") && out.contains("rc=77"), "{out}");
+    assert_eq!(server.requests().len(), 4, "the denied calls never left");
+}
