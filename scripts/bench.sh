@@ -162,3 +162,33 @@ for _ in range(2000):
 print(f"append 400 bytes + fdatasync in `{sys.argv[1]}`: p50 {statistics.median(times)*1e6:.0f} µs")
 PY
 done
+
+# HTTP credential proxy: GETs through frona's proxy (policy, injection, redaction, two durable
+# audit records per request) vs the same client straight to the same local HTTPS server.
+echo
+echo "| HTTP, audit on disk | clients | p50 | p99 | req/s | peer: direct p50 / req/s | added p50 |"
+echo "|---|---|---|---|---|---|---|"
+"$agent" https-server "$work/ca.pem" > "$work/https.port" &
+https_pid=$!
+trap 'kill $echo_pid $https_pid 2>/dev/null; rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
+for _ in $(seq 50); do [[ -s $work/https.port ]] && break; sleep 0.1; done
+port="$(cat "$work/https.port")"
+"$frona" credential register --name bench-http --backend local --path bench \
+  --route "bench=https://localhost:$port" --inject bearer >/dev/null
+cat > "$work/config/policies/http.yaml" <<'YAML'
+rules:
+  - name: bench-http
+    http: { method: GET, host: localhost, path: "/v1/*" }
+    credentials: [bench-http]
+    effect: permit
+YAML
+for clients in 1 16; do
+  proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$work/state" "$frona" run --quiet --isolation off -- "$agent" bench-http proxy 3200 "$clients" "$port")"
+  direct="$(BENCH_CA="$work/ca.pem" "$agent" bench-http direct 3200 "$clients" "$port")"
+  python3 - "$proxied" "$direct" <<'PY'
+import json, sys
+p, d = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"| through frona | {p['clients']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
+      f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
+PY
+done

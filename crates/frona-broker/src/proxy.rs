@@ -378,6 +378,9 @@ impl Broker {
         };
         let broker = Arc::clone(self);
         let decision_record = record.clone();
+        let name = credential.name.clone();
+        let cwd = self.config.proxy_cwd.display().to_string();
+        // One trip to a blocking thread: decide, record durably, then fetch or issue.
         let decided = tokio::task::spawn_blocking(move || {
             let (decision, grant) =
                 broker.authorize(&policy_request, None, &decision_record, |id, timeout| {
@@ -392,47 +395,38 @@ impl Broker {
             record.insert("reason".into(), decision.reason.clone().into());
             record.insert("grant".into(), json!(grant));
             // Durable before anything is sent: no audit, no call.
-            let audited = broker.audit(record);
-            (decision, audited)
-        })
-        .await;
-        let decision = match decided {
-            Ok((decision, true)) => decision,
-            Ok((_, false)) => {
-                return refusal(
+            if !broker.audit(record) {
+                return Err(refusal(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "the audit log cannot be written; failing closed",
-                );
+                ));
             }
-            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed"),
-        };
-        if decision.effect != Effect::Permit {
-            let by = decision
-                .rule
-                .as_ref()
-                .map(|r| format!(" by rule `{r}`"))
-                .unwrap_or_default();
-            return refusal(
-                StatusCode::FORBIDDEN,
-                format!("denied{by}: {}", decision.reason),
-            );
-        }
-        let broker = Arc::clone(self);
-        let names = vec![credential.name.clone()];
-        let issue = decision.issue.clone().unwrap_or_default();
-        let cwd = self.config.proxy_cwd.display().to_string();
-        let prepared =
-            tokio::task::spawn_blocking(move || broker.prepare(&names, issue, &cwd)).await;
-        let prepared = match prepared {
-            Ok(Ok(prepared)) if prepared.env.len() == 1 => prepared,
-            Ok(Ok(_)) => {
-                return refusal(
+            if decision.effect != Effect::Permit {
+                let by = decision
+                    .rule
+                    .as_ref()
+                    .map(|r| format!(" by rule `{r}`"))
+                    .unwrap_or_default();
+                return Err(refusal(
+                    StatusCode::FORBIDDEN,
+                    format!("denied{by}: {}", decision.reason),
+                ));
+            }
+            let issue = decision.issue.unwrap_or_default();
+            match broker.prepare(&[name], issue, &cwd) {
+                Ok(prepared) if prepared.env.len() == 1 => Ok(prepared),
+                Ok(_) => Err(refusal(
                     StatusCode::BAD_GATEWAY,
                     "the credential issues several values; the proxy attaches one",
-                );
+                )),
+                Err(e) => Err(refusal(StatusCode::BAD_GATEWAY, e)),
             }
-            Ok(Err(e)) => return refusal(StatusCode::BAD_GATEWAY, e),
-            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "issuing failed"),
+        })
+        .await;
+        let prepared = match decided {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(refused)) => return refused,
+            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed"),
         };
         let value: Secret = prepared.env[0].1.clone();
         let response = self
@@ -448,13 +442,14 @@ impl Broker {
             Ok(response) => done.insert("status".into(), response.status().as_u16().into()),
             Err(e) => done.insert("error".into(), e.clone().into()),
         };
+        // The decision was durable before the request left; the outcome is recorded without
+        // holding up the answer.
         let broker = Arc::clone(self);
         let revocations = prepared.revocations;
-        let _ = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             broker.audit(done);
             broker.revoke_all(revocations);
-        })
-        .await;
+        });
         match response {
             Ok(response) => response,
             Err(e) => refusal(StatusCode::BAD_GATEWAY, e),
@@ -519,11 +514,11 @@ impl Broker {
             .await
             .map_err(|e| format!("upstream `{}`: {}", upstream.host, error_chain(&e)))?;
         let status = upstream_response.status();
-        let forms: Vec<&[u8]> = wire_forms.iter().map(Vec::as_slice).collect();
+        let template = Redactor::new(wire_forms.iter().map(Vec::as_slice));
         let mut response_headers = HeaderMap::new();
         for (name, value) in forwardable(upstream_response.headers()) {
             let Some(name) = name else { continue };
-            let mut redactor = Redactor::new(forms.iter().copied());
+            let mut redactor = template.clone();
             let mut bytes = redactor.push(value.as_bytes());
             bytes.extend(redactor.finish());
             // A redirect back into the route stays on the proxy.
@@ -541,10 +536,9 @@ impl Broker {
             }
         }
         let (sender, chunks) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let secrets: Vec<Vec<u8>> = wire_forms.clone();
         let mut body = upstream_response;
+        let mut redactor = template;
         tokio::spawn(async move {
-            let mut redactor = Redactor::new(secrets.iter().map(Vec::as_slice));
             let mut total = 0u64;
             loop {
                 match body.chunk().await {

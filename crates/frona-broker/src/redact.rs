@@ -36,8 +36,9 @@ pub fn needles(secret: &[u8]) -> Vec<Vec<u8>> {
     out
 }
 
-/// A streaming redactor over several secrets.
-#[derive(Debug, Default)]
+/// A streaming redactor over several secrets. Cloning one reuses its needles (their encodings
+/// are computed once).
+#[derive(Clone, Debug, Default)]
 pub struct Redactor {
     needles: Vec<Vec<u8>>,
     longest: usize,

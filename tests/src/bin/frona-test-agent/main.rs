@@ -7,6 +7,7 @@
 #![allow(clippy::zombie_processes)]
 
 mod attacks;
+mod bench_http;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -251,6 +252,15 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(300));
             say(&format!("after: {}", call(&socket).trim()));
         }
+        // The HTTP proxy benchmark: an HTTPS server (arg: where to write its CA), and a client
+        // (direct|proxy, requests, clients, server port).
+        "https-server" => bench_http::server(&arg(1)),
+        "bench-http" => bench_http::client(
+            &arg(1),
+            arg(2).parse().unwrap(),
+            arg(3).parse().unwrap(),
+            arg(4).parse().unwrap(),
+        ),
         // The benchmark's peer: a server on socket PATH that answers every request line at once
         // with a canned permit (what the IPC alone costs).
         "echo-server" => echo_server(&arg(1)),
