@@ -505,14 +505,30 @@ impl Broker {
         if parsed.host_str() != Some(upstream.host.as_str()) || parsed.scheme() != "https" {
             return Err("the request would leave the route's host".into());
         }
-        let upstream_response = self
+        let client = self
             .http
+            .get_or_init(|| Self::proxy_client().map_err(|e| error_chain(&e)))
+            .as_ref()
+            .map_err(|e| format!("frona cannot make HTTPS requests: {e}"))?;
+        let upstream_response = client
             .request(request.method.clone(), parsed)
             .headers(headers)
             .body(request.body.clone())
             .send()
             .await
-            .map_err(|e| format!("upstream `{}`: {}", upstream.host, error_chain(&e)))?;
+            // The URL may carry the value (query injection): errors name the host only, and
+            // whatever a cause says is redacted too.
+            .map_err(|e| {
+                let text = error_chain(&e.without_url());
+                let mut redactor = Redactor::new(wire_forms.iter().map(Vec::as_slice));
+                let mut clean = redactor.push(text.as_bytes());
+                clean.extend(redactor.finish());
+                format!(
+                    "upstream `{}`: {}",
+                    upstream.host,
+                    String::from_utf8_lossy(&clean)
+                )
+            })?;
         let status = upstream_response.status();
         let template = Redactor::new(wire_forms.iter().map(Vec::as_slice));
         let mut response_headers = HeaderMap::new();

@@ -109,8 +109,9 @@ pub struct Broker {
     /// agent): what audit records are redacted against.
     handed_out: Mutex<Vec<Secret>>,
     runtime: tokio::runtime::Runtime,
-    /// The HTTP proxy's client (connection pool shared by all calls).
-    pub(crate) http: reqwest::Client,
+    /// The HTTP proxy's client (connection pool shared by all calls), made on first use: a
+    /// machine without CA certificates loses the proxy, not the broker.
+    pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -183,7 +184,6 @@ impl Broker {
             .thread_name("frona-broker")
             .build()?;
         let cache = SecretCache::new(config.cache_ttl);
-        let http = Self::proxy_client().map_err(std::io::Error::other)?;
         Ok(Arc::new(Self {
             config,
             approvals: Approvals::default(),
@@ -191,7 +191,7 @@ impl Broker {
             cache,
             handed_out: Mutex::new(Vec::new()),
             runtime,
-            http,
+            http: std::sync::OnceLock::new(),
         }))
     }
 

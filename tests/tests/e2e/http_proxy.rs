@@ -315,3 +315,28 @@ fn frona_call_inside_and_outside_a_run() {
     assert!(out.contains("rc=0") && out.contains("rc=77"), "{out}");
     assert_eq!(server.requests().len(), 4, "the denied calls never left");
 }
+
+/// When the upstream cannot be reached, the error names the host only: with query injection
+/// the URL holds the value, and it must not come back in the error or go into the audit log.
+#[test]
+fn upstream_errors_do_not_carry_the_value() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (_server, ca) = api();
+    let dirs = setup("proxy-down", port, &ca, "query:api_key");
+    let out = text(&run_agent(
+        &dirs,
+        &format!("{CURL}\nc -w 'status=%{{http_code}}' http://frona/stripe/v1/echo"),
+    ));
+    assert!(
+        out.contains("status=502") && out.contains("upstream `localhost`"),
+        "{out}"
+    );
+    assert!(!out.contains(VALUE), "{out}");
+    let log = std::fs::read_to_string(dirs.root.join("state/audit.jsonl")).unwrap();
+    assert!(log.contains(r#""kind":"http-response""#), "{log}");
+    assert!(!log.contains(VALUE), "{log}");
+}
