@@ -643,7 +643,7 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::UnixListener) {
                 },
             );
             let _ = hyper::server::conn::http1::Builder::new()
-                .max_buf_size(MAX_HEADERS.max(8192))
+                .max_buf_size(MAX_HEADERS)
                 .header_read_timeout(Duration::from_secs(30))
                 .timer(hyper_util::rt::TokioTimer::new())
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service)

@@ -59,10 +59,13 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
                     serde_json::to_string_pretty(&all).map_err(|e| err(&e))?
                 );
             } else {
-                println!("NAME\tBACKEND\tPATH\tFIELD\tENV\tSCOPE\tKIND");
+                println!("NAME\tBACKEND\tPATH\tFIELD\tENV\tSCOPE\tKIND\tROUTE");
                 for c in all {
+                    let route = c.route.as_ref().map_or("-".to_owned(), |r| {
+                        format!("{}={} ({})", r.name, r.upstream, r.inject)
+                    });
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{route}",
                         c.name,
                         c.backend,
                         c.path,
