@@ -13,12 +13,7 @@ const VALUE: &str = "sk_live_BrokerE2eValue0123456789abc";
 
 fn setup(name: &str, policy: &str) -> Dirs {
     let dirs = Dirs::new(name);
-    let mut set = dirs.cmd(&["secret", "set", "stripe"]);
-    set.stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = set.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), VALUE.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    dirs.store("stripe", VALUE);
     let register = dirs
         .cmd(&[
             "credential",
@@ -650,12 +645,7 @@ fn a_socket_directory_prepared_by_someone_else_is_refused() {
 fn totp_tools_get_the_code_not_the_seed() {
     const SEED: &str = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
     let dirs = Dirs::new("totp-broker");
-    let mut set = dirs.cmd(&["secret", "set", "otp"]);
-    set.stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = set.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), SEED.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    dirs.store("otp", SEED);
     let register = dirs
         .cmd(&[
             "credential",

@@ -15,6 +15,23 @@ pub struct Dirs {
 }
 
 impl Dirs {
+    /// Stores `value` in the local store under `name`.
+    pub fn store(&self, name: &str, value: &str) {
+        let mut child = self
+            .cmd(&["secret", "set", name])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(value.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "secret set {name}");
+    }
+
     pub fn new(name: &str) -> Self {
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("frona-creds-{name}-{}", std::process::id()));
@@ -32,7 +49,8 @@ impl Dirs {
         cmd
     }
 
-    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+    /// Runs frona with `stdin`; fails the test if a known value shows in its output.
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
         let mut child = self
             .cmd(args)
             .stdin(Stdio::piped())

@@ -66,12 +66,7 @@ fn api() -> (FakeServer, String) {
 
 fn setup(name: &str, port: u16, ca: &str, inject: &str) -> Dirs {
     let dirs = Dirs::new(name);
-    let mut set = dirs.cmd(&["secret", "set", "stripe"]);
-    set.stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null());
-    let mut child = set.spawn().unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), VALUE.as_bytes()).unwrap();
-    assert!(child.wait().unwrap().success());
+    dirs.store("stripe", VALUE);
     let route = format!("stripe=https://localhost:{port}");
     let register = dirs
         .cmd(&[
