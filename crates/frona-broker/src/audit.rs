@@ -7,7 +7,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
 
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -38,7 +39,13 @@ pub enum AuditError {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(DIGITS[usize::from(b >> 4)] as char);
+        out.push(DIGITS[usize::from(b & 0xf)] as char);
+    }
+    out
 }
 
 /// Serialises `record` with `seq` and `prev`, and seals it: returns the line and its hash.
@@ -199,23 +206,50 @@ struct Progress {
     durable: u64,
     /// Whether an appender is writing a batch now.
     writing: bool,
+    /// Whether the flusher thread is alive.
+    flusher: bool,
     /// After a failed write every later append fails too: the chain on disk is no longer known
     /// to be whole.
     failed: Option<String>,
 }
 
-/// An open audit log.
-///
-/// Group commit without a writer thread: an appender queues its record and waits until it is on
-/// disk; if nobody is writing, it becomes the writer and writes and syncs everything queued in
-/// one go. A lone caller pays no thread hand-off; concurrent callers share each sync.
+/// How far the log is durable, for waiters on an async runtime.
+#[derive(Debug, Clone, Default)]
+struct Durable {
+    below: u64,
+    failed: Option<String>,
+}
+
+/// How long the flusher thread stays alive with nothing to write.
+const FLUSHER_IDLE: Duration = Duration::from_secs(5);
+
 #[derive(Debug)]
-pub struct AuditLog {
+struct Shared {
     queue: Mutex<Queue>,
     progress: Mutex<Progress>,
+    /// Wakes blocked appenders after each batch.
     written: Condvar,
+    /// Wakes the flusher when records it must write are queued.
+    work: Condvar,
+    /// Wakes async waiters after each batch.
+    durable: tokio::sync::watch::Sender<Durable>,
     writer: Mutex<Writer>,
     path: PathBuf,
+}
+
+/// An open audit log.
+///
+/// Group commit: records queued while a batch is being synced go out together in the next one.
+/// Two ways in:
+/// - [`AuditLog::append`] (blocking callers): queue the record and wait until it is on disk; if
+///   nobody is writing, write and sync everything queued in one go. A lone caller pays no
+///   thread hand-off; concurrent callers share each sync.
+/// - [`AuditLog::submit`] + [`AuditLog::durable`] (async callers, and records nobody needs to
+///   wait for): queue the record and let a flusher thread write it; await it if needed. No
+///   blocking thread is held per waiter.
+#[derive(Debug)]
+pub struct AuditLog {
+    shared: Arc<Shared>,
 }
 
 impl AuditLog {
@@ -242,42 +276,42 @@ impl AuditLog {
     }
 
     fn with_file(file: File, head: ChainHead, path: &Path) -> Self {
+        let (durable, _) = tokio::sync::watch::channel(Durable {
+            below: head.records,
+            failed: None,
+        });
         Self {
-            queue: Mutex::new(Queue {
-                pending: Vec::new(),
-                next: head.records,
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    pending: Vec::new(),
+                    next: head.records,
+                }),
+                progress: Mutex::new(Progress {
+                    durable: head.records,
+                    ..Progress::default()
+                }),
+                written: Condvar::new(),
+                work: Condvar::new(),
+                durable,
+                writer: Mutex::new(Writer { file, head }),
+                path: path.to_path_buf(),
             }),
-            progress: Mutex::new(Progress {
-                durable: head.records,
-                ..Progress::default()
-            }),
-            written: Condvar::new(),
-            writer: Mutex::new(Writer { file, head }),
-            path: path.to_path_buf(),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.shared.path
     }
 
     /// Appends `record` (a JSON object; `seq`, `prev` and `hash` are added) and returns its
     /// sequence number once it is on disk.
     pub fn append(&self, record: Map<String, Value>) -> Result<u64, AuditError> {
-        let seq = {
-            let mut queue = lock(&self.queue);
-            queue.pending.push(record);
-            queue.next += 1;
-            queue.next - 1
-        };
-        let failed = |message: &str| AuditError::Write {
-            path: self.path.clone(),
-            source: std::io::Error::other(message.to_owned()),
-        };
-        let mut progress = lock(&self.progress);
+        let shared = &self.shared;
+        let seq = shared.enqueue(record);
+        let mut progress = lock(&shared.progress);
         loop {
             if let Some(message) = &progress.failed {
-                return Err(failed(message));
+                return Err(shared.error(message));
             }
             if seq < progress.durable {
                 return Ok(seq);
@@ -286,34 +320,146 @@ impl AuditLog {
                 progress.writing = true;
                 break;
             }
-            progress = self
+            progress = shared
                 .written
                 .wait(progress)
                 .unwrap_or_else(|p| p.into_inner());
         }
         drop(progress);
         // This caller writes: everything queued so far, its own record included.
-        let result = self.write_batch();
+        shared.write_batch();
+        match &lock(&shared.progress).failed {
+            Some(message) => Err(shared.error(message)),
+            None => Ok(seq),
+        }
+    }
+
+    /// Queues `record` and returns its sequence number at once; the flusher thread writes it
+    /// (with whatever else is queued) soon. [`AuditLog::durable`] waits for it.
+    pub fn submit(&self, record: Map<String, Value>) -> u64 {
+        let seq = self.shared.enqueue(record);
+        let mut progress = lock(&self.shared.progress);
+        if progress.flusher {
+            self.shared.work.notify_one();
+        } else {
+            let shared = Arc::clone(&self.shared);
+            let started = std::thread::Builder::new()
+                .name("frona-audit".into())
+                .spawn(move || shared.flush_until_idle());
+            if started.is_ok() {
+                progress.flusher = true;
+            } else {
+                // No thread to be had: write here rather than leave the record queued.
+                drop(progress);
+                self.shared.write_now();
+            }
+        }
+        seq
+    }
+
+    /// Waits (without blocking a thread) until record `seq` is on disk.
+    pub async fn durable(&self, seq: u64) -> Result<(), AuditError> {
+        let mut receiver = self.shared.durable.subscribe();
+        let state = receiver
+            .wait_for(|d| d.failed.is_some() || d.below > seq)
+            .await
+            .map(|d| d.failed.clone())
+            .unwrap_or_else(|_| Some("the audit log was closed".into()));
+        match state {
+            Some(message) => Err(self.shared.error(&message)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Shared {
+    fn enqueue(&self, record: Map<String, Value>) -> u64 {
+        let mut queue = lock(&self.queue);
+        queue.pending.push(record);
+        queue.next += 1;
+        queue.next - 1
+    }
+
+    fn error(&self, message: &str) -> AuditError {
+        AuditError::Write {
+            path: self.path.clone(),
+            source: std::io::Error::other(message.to_owned()),
+        }
+    }
+
+    /// Whether records are queued that no batch has taken yet.
+    fn has_pending(&self) -> bool {
+        !lock(&self.queue).pending.is_empty()
+    }
+
+    /// The flusher thread: writes whatever is queued whenever nobody else is writing; exits
+    /// after [`FLUSHER_IDLE`] with nothing to do.
+    fn flush_until_idle(&self) {
+        let mut progress = lock(&self.progress);
+        loop {
+            if progress.failed.is_none() && !progress.writing && self.has_pending() {
+                progress.writing = true;
+                drop(progress);
+                self.write_batch();
+                progress = lock(&self.progress);
+                continue;
+            }
+            let (next, timeout) = self
+                .work
+                .wait_timeout(progress, FLUSHER_IDLE)
+                .unwrap_or_else(|p| p.into_inner());
+            progress = next;
+            // Records queued behind a batch in progress keep it alive: that writer wakes it.
+            if timeout.timed_out() && (progress.failed.is_some() || !self.has_pending()) {
+                progress.flusher = false;
+                return;
+            }
+        }
+    }
+
+    /// Becomes the writer (waiting for the current one) and writes what is queued.
+    fn write_now(&self) {
+        let mut progress = lock(&self.progress);
+        while progress.writing {
+            progress = self
+                .written
+                .wait(progress)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        if progress.failed.is_some() {
+            return;
+        }
+        progress.writing = true;
+        drop(progress);
+        self.write_batch();
+    }
+
+    /// Seals, writes and syncs every queued record, then tells every kind of waiter. The
+    /// caller has set `writing`; this clears it.
+    fn write_batch(&self) {
+        let result = self.write_queued();
         let mut progress = lock(&self.progress);
         progress.writing = false;
-        let outcome = match result {
-            Ok(durable) => {
-                progress.durable = durable;
-                Ok(seq)
-            }
+        match result {
+            Ok(durable) => progress.durable = durable,
             Err(message) => {
                 tracing::error!("audit log write failed: {message}");
-                let error = failed(&message);
                 progress.failed = Some(message);
-                Err(error)
             }
-        };
+        }
+        self.durable.send_replace(Durable {
+            below: progress.durable,
+            failed: progress.failed.clone(),
+        });
         self.written.notify_all();
-        outcome
+        // Records queued meanwhile by `submit` may have nobody else to write them.
+        if progress.flusher {
+            self.work.notify_one();
+        }
     }
 
     /// Seals, writes and syncs every queued record; returns how many records are durable.
-    fn write_batch(&self) -> Result<u64, String> {
+    fn write_queued(&self) -> Result<u64, String> {
         let mut writer = lock(&self.writer);
         let batch = std::mem::take(&mut lock(&self.queue).pending);
         let mut text = String::new();
@@ -439,6 +585,73 @@ mod tests {
             "no lost or duplicated record"
         );
         assert_eq!(verify(&path).unwrap().records, 800);
+    }
+
+    #[test]
+    fn submitted_and_appended_records_share_one_chain() {
+        let path = path("submit");
+        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let log = std::sync::Arc::clone(&log);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        // Async waiters, and records nobody waits for.
+        let mut seqs: Vec<u64> = runtime.block_on(async {
+            let mut seqs = Vec::new();
+            for i in 0..200 {
+                let seq = log.submit(record(100_000 + i));
+                if i % 2 == 0 {
+                    log.durable(seq).await.unwrap();
+                }
+                seqs.push(seq);
+            }
+            seqs
+        });
+        seqs.extend(threads.into_iter().flat_map(|t| t.join().unwrap()));
+        seqs.sort_unstable();
+        assert_eq!(
+            seqs,
+            (0..600).collect::<Vec<_>>(),
+            "no lost or duplicated record"
+        );
+        // The last unwaited record is written by the flusher without anybody asking.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while verify(&path).unwrap().records < 600 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a submitted record was never written"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn an_unwritable_log_fails_async_waiters() {
+        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
+        let head = ChainHead {
+            records: 0,
+            last_hash: GENESIS.into(),
+        };
+        let full = AuditLog::with_file(file, head, Path::new("/dev/full"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let seq = full.submit(record(0));
+            assert!(full.durable(seq).await.is_err());
+            let seq = full.submit(record(1));
+            assert!(full.durable(seq).await.is_err(), "and stays failed");
+        });
+        assert!(full.append(record(2)).is_err());
     }
 
     #[test]

@@ -27,7 +27,7 @@ use serde_json::{Map, json};
 
 use crate::peer::{Peer, descends_from};
 use crate::redact::Redactor;
-use crate::server::Broker;
+use crate::server::{Broker, Prepared};
 
 /// The largest request body the proxy forwards.
 pub const MAX_REQUEST_BODY: usize = 16 * 1024 * 1024;
@@ -49,36 +49,130 @@ pub struct ProxyRequest {
     pub body: Bytes,
 }
 
-/// A response body streamed from the upstream, already redacted.
+/// A response body: the proxy's own answer, or the upstream's streamed through the redactor
+/// as hyper polls it (no task or channel in between).
 #[derive(Debug)]
 pub struct ProxyBody {
-    chunks: tokio::sync::mpsc::Receiver<Bytes>,
+    inner: Inner,
+}
+
+#[derive(Debug)]
+enum Inner {
+    Full(Option<Bytes>),
+    Upstream {
+        body: reqwest::Body,
+        redactor: Redactor,
+        total: u64,
+        /// Set once the upstream body ended and the redactor's tail was handed out.
+        done: bool,
+    },
+}
+
+/// Why a streamed body stopped early. Surfacing it (instead of ending the body) makes hyper
+/// abort the chunked answer, so that the client sees a cut-off, not a shorter "complete" body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("the upstream response exceeded {MAX_RESPONSE_BODY} bytes and was cut off")]
+    TooLarge,
+    #[error("the upstream response broke off: {0}")]
+    Upstream(String),
 }
 
 impl ProxyBody {
     fn full(bytes: impl Into<Bytes>) -> Self {
-        let (sender, chunks) = tokio::sync::mpsc::channel(1);
-        let _ = sender.try_send(bytes.into());
-        Self { chunks }
+        Self {
+            inner: Inner::Full(Some(bytes.into())),
+        }
+    }
+
+    fn upstream(response: reqwest::Response, redactor: Redactor) -> Self {
+        Self {
+            inner: Inner::Upstream {
+                body: response.into(),
+                redactor,
+                total: 0,
+                done: false,
+            },
+        }
     }
 
     /// The next chunk (`None` at the end).
-    pub async fn next(&mut self) -> Option<Bytes> {
-        self.chunks.recv().await
+    pub async fn next(&mut self) -> Option<Result<Bytes, BodyError>> {
+        use http_body_util::BodyExt as _;
+        loop {
+            match self.frame().await? {
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    }
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 }
 
 impl hyper::body::Body for ProxyBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
-        self.chunks
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|bytes| Ok(hyper::body::Frame::data(bytes))))
+    ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, BodyError>>> {
+        let data =
+            |bytes: Vec<u8>| Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(bytes)))));
+        match &mut self.inner {
+            Inner::Full(bytes) => {
+                Poll::Ready(bytes.take().map(|b| Ok(hyper::body::Frame::data(b))))
+            }
+            Inner::Upstream {
+                body,
+                redactor,
+                total,
+                done,
+            } => loop {
+                if *done {
+                    return Poll::Ready(None);
+                }
+                match std::task::ready!(Pin::new(&mut *body).poll_frame(cx)) {
+                    Some(Ok(frame)) => {
+                        let Ok(chunk) = frame.into_data() else {
+                            continue; // trailers are not forwarded
+                        };
+                        *total += chunk.len() as u64;
+                        if *total > MAX_RESPONSE_BODY {
+                            tracing::warn!("proxied response cut off at {MAX_RESPONSE_BODY} bytes");
+                            *done = true;
+                            return Poll::Ready(Some(Err(BodyError::TooLarge)));
+                        }
+                        let out = redactor.push(&chunk);
+                        if !out.is_empty() {
+                            return data(out);
+                        }
+                    }
+                    Some(Err(e)) => {
+                        *done = true;
+                        let text = error_chain(&e.without_url());
+                        return Poll::Ready(Some(Err(BodyError::Upstream(text))));
+                    }
+                    None => {
+                        *done = true;
+                        let rest = redactor.finish();
+                        if !rest.is_empty() {
+                            return data(rest);
+                        }
+                    }
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Full(bytes) => bytes.is_none(),
+            Inner::Upstream { done, .. } => *done,
+        }
     }
 }
 
@@ -99,6 +193,9 @@ fn refusal(status: StatusCode, message: impl Into<String>) -> ProxyResponse {
         .insert("x-frona", HeaderValue::from_static("refused"));
     response
 }
+
+/// A refusal decided on the way, answered with [`refusal`] at the end.
+struct Refusal(StatusCode, String);
 
 /// Headers never forwarded in either direction: hop-by-hop (RFC 9110 §7.6.1), proxy
 /// credentials, and those the proxy sets itself.
@@ -376,57 +473,66 @@ impl Broker {
                 path: decoded,
             }),
         };
-        let broker = Arc::clone(self);
-        let decision_record = record.clone();
-        let name = credential.name.clone();
         let cwd = self.config.proxy_cwd.display().to_string();
-        // One trip to a blocking thread: decide, record durably, then fetch or issue.
-        let decided = tokio::task::spawn_blocking(move || {
-            let (decision, grant) =
-                broker.authorize(&policy_request, None, &decision_record, |id, timeout| {
-                    tracing::info!(
-                        "proxied call waits up to {}s for `frona approve {id}`",
-                        timeout.as_secs()
-                    );
+        // Decided here on the async thread when nothing can block (no human to ask, the value
+        // cached); otherwise on one trip to a blocking thread. Either way the decision is
+        // queued for the audit log first and synced while the credential is prepared.
+        let decision = self.evaluate(&policy_request);
+        let decided = if decision.effect == Effect::Ask {
+            let broker = Arc::clone(self);
+            let record = record.clone();
+            tokio::task::spawn_blocking(move || {
+                let (decision, grant) =
+                    broker.settle(&policy_request, decision, None, &record, |id, timeout| {
+                        tracing::info!(
+                            "proxied call waits up to {}s for `frona approve {id}`",
+                            timeout.as_secs()
+                        );
+                    });
+                let (seq, permitted) = broker.record_decision(record, &decision, grant);
+                let prepared = permitted.and_then(|issue| {
+                    broker.single_value(broker.prepare_with(&[credential.name], issue, &cwd, true))
                 });
-            let mut record = decision_record;
-            record.insert("decision".into(), json!(decision.effect));
-            record.insert("rule".into(), json!(decision.rule));
-            record.insert("reason".into(), decision.reason.clone().into());
-            record.insert("grant".into(), json!(grant));
-            // Durable before anything is sent: no audit, no call.
-            if !broker.audit(record) {
-                return Err(refusal(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the audit log cannot be written; failing closed",
-                ));
+                (seq, prepared)
+            })
+            .await
+        } else {
+            let (seq, permitted) = self.record_decision(record.clone(), &decision, None);
+            match permitted {
+                Err(refused) => Ok((seq, Err(refused))),
+                Ok(issue) => {
+                    let name = std::slice::from_ref(&credential.name);
+                    match self.prepare_with(name, issue.clone(), &cwd, false) {
+                        Ok(None) => {
+                            let broker = Arc::clone(self);
+                            let name = credential.name.clone();
+                            tokio::task::spawn_blocking(move || {
+                                let prepared = broker.prepare_with(&[name], issue, &cwd, true);
+                                (seq, broker.single_value(prepared))
+                            })
+                            .await
+                        }
+                        ready => Ok((seq, self.single_value(ready))),
+                    }
+                }
             }
-            if decision.effect != Effect::Permit {
-                let by = decision
-                    .rule
-                    .as_ref()
-                    .map(|r| format!(" by rule `{r}`"))
-                    .unwrap_or_default();
-                return Err(refusal(
-                    StatusCode::FORBIDDEN,
-                    format!("denied{by}: {}", decision.reason),
-                ));
+        };
+        let Ok((seq, prepared)) = decided else {
+            return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed");
+        };
+        // Durable before anything is sent: no audit, no call.
+        if self.config.audit.durable(seq).await.is_err() {
+            if let Ok(prepared) = prepared {
+                self.revoke_later(prepared.revocations);
             }
-            let issue = decision.issue.unwrap_or_default();
-            match broker.prepare(&[name], issue, &cwd) {
-                Ok(prepared) if prepared.env.len() == 1 => Ok(prepared),
-                Ok(_) => Err(refusal(
-                    StatusCode::BAD_GATEWAY,
-                    "the credential issues several values; the proxy attaches one",
-                )),
-                Err(e) => Err(refusal(StatusCode::BAD_GATEWAY, e)),
-            }
-        })
-        .await;
-        let prepared = match decided {
-            Ok(Ok(prepared)) => prepared,
-            Ok(Err(refused)) => return refused,
-            Err(_) => return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed"),
+            return refusal(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the audit log cannot be written; failing closed",
+            );
+        }
+        let prepared = match prepared {
+            Ok(prepared) => prepared,
+            Err(Refusal(status, message)) => return refusal(status, message),
         };
         let value: Secret = prepared.env[0].1.clone();
         let response = self
@@ -444,15 +550,78 @@ impl Broker {
         };
         // The decision was durable before the request left; the outcome is recorded without
         // holding up the answer.
-        let broker = Arc::clone(self);
-        let revocations = prepared.revocations;
-        tokio::task::spawn_blocking(move || {
-            broker.audit(done);
-            broker.revoke_all(revocations);
-        });
+        self.submit_audit(done);
+        self.revoke_later(prepared.revocations);
         match response {
             Ok(response) => response,
             Err(e) => refusal(StatusCode::BAD_GATEWAY, e),
+        }
+    }
+
+    /// Queues the audit record of `decision`; returns its sequence number and what to issue,
+    /// or the refusal to answer with.
+    fn record_decision(
+        &self,
+        mut record: Map<String, serde_json::Value>,
+        decision: &frona_policy::Decision,
+        grant: Option<String>,
+    ) -> (u64, Result<frona_policy::IssueSpec, Refusal>) {
+        record.insert("decision".into(), json!(decision.effect));
+        record.insert("rule".into(), json!(decision.rule));
+        record.insert("reason".into(), decision.reason.clone().into());
+        record.insert("grant".into(), json!(grant));
+        let seq = self.submit_audit(record);
+        if decision.effect != Effect::Permit {
+            let by = decision
+                .rule
+                .as_ref()
+                .map(|r| format!(" by rule `{r}`"))
+                .unwrap_or_default();
+            let refused = Refusal(
+                StatusCode::FORBIDDEN,
+                format!("denied{by}: {}", decision.reason),
+            );
+            return (seq, Err(refused));
+        }
+        (seq, Ok(decision.issue.clone().unwrap_or_default()))
+    }
+
+    /// The one value the proxy attaches, or the refusal; an unusable issue is revoked.
+    fn single_value(
+        &self,
+        prepared: Result<Option<Prepared>, String>,
+    ) -> Result<Prepared, Refusal> {
+        match prepared {
+            Ok(Some(prepared)) if prepared.env.len() == 1 => Ok(prepared),
+            Ok(Some(prepared)) => {
+                // Only a blocking prepare issues dynamic credentials: this never runs on an
+                // async thread with something to revoke.
+                self.revoke_all(prepared.revocations);
+                Err(Refusal(
+                    StatusCode::BAD_GATEWAY,
+                    "the credential issues several values; the proxy attaches one".into(),
+                ))
+            }
+            Ok(None) => Err(Refusal(
+                StatusCode::BAD_GATEWAY,
+                "the credential could not be prepared".into(),
+            )),
+            Err(e) => Err(Refusal(StatusCode::BAD_GATEWAY, e)),
+        }
+    }
+
+    /// Revokes dynamic credentials on a blocking thread (backends are called), if there are any.
+    fn revoke_later(
+        self: &Arc<Self>,
+        revocations: Vec<(
+            frona_backends::BackendKind,
+            frona_backends::Revocation,
+            String,
+        )>,
+    ) {
+        if !revocations.is_empty() {
+            let broker = Arc::clone(self);
+            tokio::task::spawn_blocking(move || broker.revoke_all(revocations));
         }
     }
 
@@ -551,34 +720,7 @@ impl Broker {
                 response_headers.append(name, value);
             }
         }
-        let (sender, chunks) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let mut body = upstream_response;
-        let mut redactor = template;
-        tokio::spawn(async move {
-            let mut total = 0u64;
-            loop {
-                match body.chunk().await {
-                    Ok(Some(chunk)) => {
-                        total += chunk.len() as u64;
-                        if total > MAX_RESPONSE_BODY {
-                            tracing::warn!("proxied response cut off at {MAX_RESPONSE_BODY} bytes");
-                            return;
-                        }
-                        let out = redactor.push(&chunk);
-                        if !out.is_empty() && sender.send(Bytes::from(out)).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(None) => break,
-                    Err(_) => return,
-                }
-            }
-            let rest = redactor.finish();
-            if !rest.is_empty() {
-                let _ = sender.send(Bytes::from(rest)).await;
-            }
-        });
-        let mut response = http::Response::new(ProxyBody { chunks });
+        let mut response = http::Response::new(ProxyBody::upstream(upstream_response, template));
         *response.status_mut() = status;
         *response.headers_mut() = response_headers;
         Ok(response)

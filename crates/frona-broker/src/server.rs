@@ -234,17 +234,27 @@ impl Broker {
         }
     }
 
-    pub(crate) fn audit(&self, mut record: Map<String, Value>) -> bool {
-        record.insert("time".into(), jiff::Timestamp::now().to_string().into());
-        record.insert("agent".into(), self.config.agent.clone().into());
-        record.insert("session".into(), self.config.session.clone().into());
-        match self.config.audit.append(record) {
+    pub(crate) fn audit(&self, record: Map<String, Value>) -> bool {
+        match self.config.audit.append(self.stamped(record)) {
             Ok(_) => true,
             Err(e) => {
                 tracing::error!("{}", e);
                 false
             }
         }
+    }
+
+    /// Queues `record` for the audit log without waiting; [`AuditLog::durable`] waits.
+    pub(crate) fn submit_audit(&self, record: Map<String, Value>) -> u64 {
+        self.config.audit.submit(self.stamped(record))
+    }
+
+    /// `record` with the fields every audit record carries.
+    fn stamped(&self, mut record: Map<String, Value>) -> Map<String, Value> {
+        record.insert("time".into(), jiff::Timestamp::now().to_string().into());
+        record.insert("agent".into(), self.config.agent.clone().into());
+        record.insert("session".into(), self.config.session.clone().into());
+        record
     }
 
     /// Serves one connection: its calls in sequence until the client closes it. Who the peer is
@@ -307,10 +317,26 @@ impl Broker {
         peer_info: &Map<String, Value>,
         on_pending: impl FnOnce(&str, Duration),
     ) -> (frona_policy::Decision, Option<String>) {
-        let mut decision = {
-            let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
-            self.config.policy.evaluate(request, &mut rates)
-        };
+        let decision = self.evaluate(request);
+        self.settle(request, decision, reason, peer_info, on_pending)
+    }
+
+    /// The policy's decision alone (counts towards rate limits; never blocks).
+    pub(crate) fn evaluate(&self, request: &Request) -> frona_policy::Decision {
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        self.config.policy.evaluate(request, &mut rates)
+    }
+
+    /// Turns an `ask` into a permit or a deny, with a remembered grant or a human; blocks while
+    /// the human decides. Other decisions pass through.
+    pub(crate) fn settle(
+        &self,
+        request: &Request,
+        mut decision: frona_policy::Decision,
+        reason: Option<String>,
+        peer_info: &Map<String, Value>,
+        on_pending: impl FnOnce(&str, Duration),
+    ) -> (frona_policy::Decision, Option<String>) {
         let mut grant_id = None;
         if decision.effect == Effect::Ask {
             let tool_name = request
@@ -669,6 +695,20 @@ impl Broker {
         issue: frona_policy::IssueSpec,
         cwd: &str,
     ) -> Result<Prepared, String> {
+        self.prepare_with(credentials, issue, cwd, true)?
+            .ok_or_else(|| "the credentials could not be prepared".into())
+    }
+
+    /// [`Broker::prepare`]; with `may_block` false (on an async thread) it returns `None`,
+    /// having done nothing, when a backend would have to be called (a cache miss, a dynamic
+    /// credential).
+    pub(crate) fn prepare_with(
+        &self,
+        credentials: &[String],
+        issue: frona_policy::IssueSpec,
+        cwd: &str,
+        may_block: bool,
+    ) -> Result<Option<Prepared>, String> {
         let mut prepared = Prepared {
             env: Vec::new(),
             revocations: Vec::new(),
@@ -690,6 +730,7 @@ impl Broker {
                 CredentialKind::Static | CredentialKind::Totp => {
                     let value = match self.cache.get(name) {
                         Some(value) => value,
+                        None if !may_block => return Ok(None),
                         None => {
                             let value = self
                                 .runtime
@@ -709,6 +750,7 @@ impl Broker {
                     };
                     prepared.env.push((env, value));
                 }
+                CredentialKind::Dynamic if !may_block => return Ok(None),
                 CredentialKind::Dynamic => {
                     let request = IssueRequest {
                         ttl: issue.ttl.unwrap_or(Duration::from_secs(900)),
@@ -747,7 +789,7 @@ impl Broker {
             }
         }
         drop(handed_out);
-        Ok(prepared)
+        Ok(Some(prepared))
     }
 }
 

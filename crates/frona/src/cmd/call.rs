@@ -116,7 +116,7 @@ impl Body {
     async fn next(&mut self) -> Option<Result<Bytes, String>> {
         use http_body_util::BodyExt as _;
         match self {
-            Body::Proxy(body) => body.next().await.map(Ok),
+            Body::Proxy(body) => body.next().await.map(|r| r.map_err(|e| e.to_string())),
             Body::Incoming(body) => loop {
                 match body.frame().await? {
                     Ok(frame) => {
