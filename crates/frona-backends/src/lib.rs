@@ -39,7 +39,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::BackendError;
-pub use secret::Secret;
+pub use secret::{Secret, hex};
 
 /// The secret stores frona knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -422,13 +422,22 @@ impl Registry {
         agent: Option<&str>,
         cwd: &Path,
     ) -> Result<Option<Credential>, RegistryError> {
-        Ok(self
-            .list()?
-            .into_iter()
+        Ok(Self::narrowest(&self.list()?, name, agent, cwd).cloned())
+    }
+
+    /// [`Registry::resolve`] within a listing already made.
+    pub fn narrowest<'a>(
+        listed: &'a [Credential],
+        name: &str,
+        agent: Option<&str>,
+        cwd: &Path,
+    ) -> Option<&'a Credential> {
+        listed
+            .iter()
             .filter(|c| c.name == name)
             .filter_map(|c| Some((c.specificity(agent, cwd)?, c)))
             .max_by_key(|(rank, _)| *rank)
-            .map(|(_, c)| c))
+            .map(|(_, c)| c)
     }
 
     /// Adds `credential`, replacing one with the same name and scope. Returns whether it

@@ -79,10 +79,7 @@ pub struct Grants {
 fn new_id() -> Result<String, GrantError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|_| GrantError::Random)?;
-    Ok(format!(
-        "g-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    ))
+    Ok(format!("g-{}", frona_backends::hex(&bytes)))
 }
 
 impl Grants {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use frona_backends::Secret;
-use frona_backends::registry::{Credential, Inject};
+use frona_backends::registry::{Credential, Inject, Registry};
 use frona_policy::{Effect, HTTP_TOOL, HttpCall, Request};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -296,26 +296,28 @@ fn checked_path(path: &str) -> Result<String, String> {
 }
 
 /// The value of the header carrying the credential, or `None` for query injection.
-fn injected(inject: &Inject, value: &[u8]) -> Option<(HeaderName, Vec<u8>)> {
-    match inject {
-        Inject::Bearer => Some((header::AUTHORIZATION, [b"Bearer ", value].concat())),
+fn injected(inject: &Inject, value: &[u8]) -> Option<(HeaderName, Secret)> {
+    let (name, bytes) = match inject {
+        Inject::Bearer => (header::AUTHORIZATION, [b"Bearer ", value].concat()),
         Inject::Basic { user } => {
-            let pair = match user {
+            let pair = Secret::new(match user {
                 Some(user) => [user.as_bytes(), b":", value].concat(),
                 None => [value, b":"].concat(),
-            };
-            let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
-            Some((
-                header::AUTHORIZATION,
-                format!("Basic {encoded}").into_bytes(),
-            ))
+            });
+            let mut header = b"Basic ".to_vec();
+            header.resize(6 + base64::encoded_len(pair.len(), true)?, 0);
+            base64::engine::general_purpose::STANDARD
+                .encode_slice(pair.expose(), &mut header[6..])
+                .ok()?;
+            (header::AUTHORIZATION, header)
         }
-        Inject::Header(name) => Some((
+        Inject::Header(name) => (
             HeaderName::from_bytes(name.as_bytes()).ok()?,
             value.to_vec(),
-        )),
-        Inject::Query(_) => None,
-    }
+        ),
+        Inject::Query(_) => return None,
+    };
+    Some((name, Secret::new(bytes)))
 }
 
 impl Broker {
@@ -341,16 +343,15 @@ impl Broker {
         };
         // Scopes apply as for tool calls: the narrowest registration of that name wins, and
         // it must still carry the route.
-        let resolved = self
-            .config
-            .registry
-            .resolve(
-                &credential.name,
-                Some(&self.config.agent),
-                &self.config.proxy_cwd,
-            )
-            .map_err(|e| e.to_string())?;
-        Ok(resolved.filter(|c| c.route.as_ref().is_some_and(|r| r.name == name)))
+        let resolved = Registry::narrowest(
+            &listed,
+            &credential.name,
+            Some(&self.config.agent),
+            &self.config.proxy_cwd,
+        );
+        Ok(resolved
+            .filter(|c| c.route.as_ref().is_some_and(|r| r.name == name))
+            .cloned())
     }
 
     /// `/ROUTE/REST` for an upstream URL given as the target `/https://host/path?query` (what
@@ -473,7 +474,6 @@ impl Broker {
                 path: decoded,
             }),
         };
-        let cwd = self.config.proxy_cwd.display().to_string();
         // Decided here on the async thread when nothing can block (no human to ask, the value
         // cached); otherwise on one trip to a blocking thread. Either way the decision is
         // queued for the audit log first and synced while the credential is prepared.
@@ -491,7 +491,7 @@ impl Broker {
                     });
                 let (seq, permitted) = broker.record_decision(record, &decision, grant);
                 let prepared = permitted.and_then(|issue| {
-                    broker.single_value(broker.prepare_with(&[credential.name], issue, &cwd, true))
+                    broker.single_value(broker.prepare_with(vec![credential], issue, true))
                 });
                 (seq, prepared)
             })
@@ -501,13 +501,11 @@ impl Broker {
             match permitted {
                 Err(refused) => Ok((seq, Err(refused))),
                 Ok(issue) => {
-                    let name = std::slice::from_ref(&credential.name);
-                    match self.prepare_with(name, issue.clone(), &cwd, false) {
+                    match self.prepare_with(vec![credential.clone()], issue.clone(), false) {
                         Ok(None) => {
                             let broker = Arc::clone(self);
-                            let name = credential.name.clone();
                             tokio::task::spawn_blocking(move || {
-                                let prepared = broker.prepare_with(&[name], issue, &cwd, true);
+                                let prepared = broker.prepare_with(vec![credential], issue, true);
                                 (seq, broker.single_value(prepared))
                             })
                             .await
@@ -639,14 +637,14 @@ impl Broker {
         let mut url = format!("{}{}/{rest}", upstream.origin, upstream.base);
         let mut headers = forwardable(&request.headers);
         // The redactor learns every form the value takes on the wire.
-        let mut wire_forms: Vec<Vec<u8>> = vec![value.expose().to_vec()];
+        let mut wire_forms: Vec<Secret> = vec![value.clone()];
         if let Some((name, header_value)) = injected(inject, value.expose()) {
             headers.remove(&name);
-            let mut header_value = HeaderValue::from_bytes(&header_value)
+            let mut on_wire = HeaderValue::from_bytes(header_value.expose())
                 .map_err(|_| "the credential is not a valid header value")?;
-            header_value.set_sensitive(true);
-            wire_forms.push(header_value.as_bytes().to_vec());
-            headers.insert(name, header_value);
+            on_wire.set_sensitive(true);
+            wire_forms.push(header_value);
+            headers.insert(name, on_wire);
         }
         let mut query_parts: Vec<String> = query
             .into_iter()
@@ -658,7 +656,7 @@ impl Broker {
             // The agent cannot supply its own value under the same name.
             query_parts.retain(|p| p.split('=').next() != Some(name.as_str()));
             let encoded: String = url::form_urlencoded::byte_serialize(value.expose()).collect();
-            wire_forms.push(encoded.clone().into_bytes());
+            wire_forms.push(Secret::new(encoded.clone().into_bytes()));
             query_parts.push(format!("{name}={encoded}"));
         }
         if !query_parts.is_empty() {
@@ -689,7 +687,7 @@ impl Broker {
             // whatever a cause says is redacted too.
             .map_err(|e| {
                 let text = error_chain(&e.without_url());
-                let mut redactor = Redactor::new(wire_forms.iter().map(Vec::as_slice));
+                let mut redactor = Redactor::new(wire_forms.iter().map(Secret::expose));
                 let mut clean = redactor.push(text.as_bytes());
                 clean.extend(redactor.finish());
                 format!(
@@ -699,7 +697,7 @@ impl Broker {
                 )
             })?;
         let status = upstream_response.status();
-        let template = Redactor::new(wire_forms.iter().map(Vec::as_slice));
+        let template = Redactor::new(wire_forms.iter().map(Secret::expose));
         let mut response_headers = HeaderMap::new();
         for (name, value) in forwardable(upstream_response.headers()) {
             let Some(name) = name else { continue };

@@ -6,30 +6,32 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
 
 /// What replaces a value.
 pub const MARK: &[u8] = b"[REDACTED]";
 
+/// A copy of a value or of one of its encodings: zeroized when dropped.
+type Needle = Zeroizing<Vec<u8>>;
+
 /// The byte strings to remove for `secret`: the value and its encodings.
-pub fn needles(secret: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = vec![secret.to_vec()];
+pub fn needles(secret: &[u8]) -> Vec<Needle> {
+    let mut out = vec![Zeroizing::new(secret.to_vec())];
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
-        out.push(engine.encode(secret).into_bytes());
+        out.push(Zeroizing::new(engine.encode(secret).into_bytes()));
     }
-    let lower: String = secret.iter().map(|b| format!("{b:02x}")).collect();
-    out.push(lower.to_uppercase().into_bytes());
-    out.push(lower.into_bytes());
-    let encoded: String = secret
-        .iter()
-        .map(|&b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
-    out.push(encoded.into_bytes());
+    let lower = Zeroizing::new(frona_backends::hex(secret).into_bytes());
+    out.push(Zeroizing::new(lower.to_ascii_uppercase()));
+    out.push(lower);
+    let mut encoded = Zeroizing::new(Vec::with_capacity(secret.len() * 3));
+    for &b in secret {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            encoded.push(b);
+        } else {
+            encoded.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+    out.push(encoded);
     out.retain(|n| n.len() >= 4);
     out.sort_by_key(|n| std::cmp::Reverse(n.len()));
     out.dedup();
@@ -37,40 +39,51 @@ pub fn needles(secret: &[u8]) -> Vec<Vec<u8>> {
 }
 
 /// A streaming redactor over several secrets. Cloning one reuses its needles (their encodings
-/// are computed once).
-#[derive(Clone, Debug, Default)]
+/// are computed once). What it holds (needles, a held-back tail) is zeroized when dropped and
+/// never shown by `Debug`.
+#[derive(Clone, Default)]
 pub struct Redactor {
-    needles: Vec<Vec<u8>>,
+    needles: Vec<Needle>,
     longest: usize,
-    pending: Vec<u8>,
+    pending: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Redactor")
+            .field("needles", &self.needles.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Redactor {
     pub fn new<'a>(secrets: impl IntoIterator<Item = &'a [u8]>) -> Self {
-        let mut needles: Vec<Vec<u8>> = secrets
+        let mut needles: Vec<Needle> = secrets
             .into_iter()
             .filter(|s| !s.is_empty())
             .flat_map(needles)
             .collect();
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         needles.dedup();
-        let longest = needles.iter().map(Vec::len).max().unwrap_or(0);
+        let longest = needles.iter().map(|n| n.len()).max().unwrap_or(0);
         Self {
             needles,
             longest,
-            pending: Vec::new(),
+            pending: Zeroizing::default(),
         }
     }
 
     /// Feeds a chunk; returns what can safely be passed on now.
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
-        let cleaned = self.replace_all(&self.pending);
+        let mut out = self.replace_all(&self.pending);
         // Hold back a tail that could be the start of a needle.
-        let keep = self.longest.saturating_sub(1).min(cleaned.len());
-        let (ready, tail) = cleaned.split_at(cleaned.len() - keep);
-        let out = ready.to_vec();
-        self.pending = tail.to_vec();
+        let keep = self.longest.saturating_sub(1).min(out.len());
+        let ready = out.len() - keep;
+        self.pending.clear();
+        self.pending.extend_from_slice(&out[ready..]);
+        zeroize::Zeroize::zeroize(&mut out[ready..]);
+        out.truncate(ready);
         out
     }
 

@@ -695,31 +695,35 @@ impl Broker {
         issue: frona_policy::IssueSpec,
         cwd: &str,
     ) -> Result<Prepared, String> {
-        self.prepare_with(credentials, issue, cwd, true)?
+        let resolved = credentials
+            .iter()
+            .map(|name| {
+                self.config
+                    .registry
+                    .resolve(name, Some(&self.config.agent), Path::new(cwd))
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("credential `{name}` is not registered"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.prepare_with(resolved, issue, true)?
             .ok_or_else(|| "the credentials could not be prepared".into())
     }
 
-    /// [`Broker::prepare`]; with `may_block` false (on an async thread) it returns `None`,
+    /// [`Broker::prepare`] for credentials already resolved; with `may_block` false (on an async thread) it returns `None`,
     /// having done nothing, when a backend would have to be called (a cache miss, a dynamic
     /// credential).
     pub(crate) fn prepare_with(
         &self,
-        credentials: &[String],
+        credentials: Vec<frona_backends::registry::Credential>,
         issue: frona_policy::IssueSpec,
-        cwd: &str,
         may_block: bool,
     ) -> Result<Option<Prepared>, String> {
         let mut prepared = Prepared {
             env: Vec::new(),
             revocations: Vec::new(),
         };
-        for name in credentials {
-            let credential = self
-                .config
-                .registry
-                .resolve(name, Some(&self.config.agent), Path::new(cwd))
-                .map_err(|e| e.to_string())?
-                .ok_or_else(|| format!("credential `{name}` is not registered"))?;
+        for credential in credentials {
+            let name = &credential.name;
             let backend = self
                 .config
                 .backends
@@ -796,10 +800,7 @@ impl Broker {
 fn new_approval_id() -> String {
     let mut bytes = [0u8; 6];
     let _ = getrandom::fill(&mut bytes);
-    format!(
-        "a-{}",
-        bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()
-    )
+    format!("a-{}", frona_backends::hex(&bytes))
 }
 
 impl Broker {
@@ -843,12 +844,7 @@ impl Broker {
 
 fn file_sha256(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    Some(
-        sha2::Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
+    Some(frona_backends::hex(&sha2::Sha256::digest(&bytes)))
 }
 
 /// Runs the tool, streaming both outputs back redacted; returns its shell status.
