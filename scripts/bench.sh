@@ -4,12 +4,14 @@
 #
 #   scripts/bench.sh            # all benchmarks
 #   RUNS=500 scripts/bench.sh   # more runs per command
+#   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker http
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
 source scripts/lib.sh
 
 runs="${RUNS:-300}"
+want() { [[ -z ${ONLY:-} || " $ONLY " == *" $1 "* ]]; }
 missing=()
 command -v hyperfine >/dev/null || missing+=(hyperfine)
 command -v bwrap >/dev/null || missing+=(bubblewrap)
@@ -39,6 +41,7 @@ cmds=(
   "$frona_dynamic run --quiet -- $true_bin"
 )
 
+if want run; then
 hyperfine --shell=none --warmup 30 --runs "$runs" --export-json "$out/run.json" \
   "${cmds[@]}" >&2
 
@@ -106,9 +109,13 @@ for label, flags, helpers in (("default isolation", [], 2), ("--isolation off", 
     print(f"| `kill -9 frona` until the agent tree ({len(tree)} processes) is gone, {label} | {statistics.median(times)*1e3:.2f} ms | {max(times)*1e3:.2f} ms |")
 PY
 
+fi
+
 # Policy evaluation: 10, 100 and 1,000 rules, decided by the last rule.
+if want policy; then
 echo
 cargo bench --quiet --locked -p frona-policy 2>/dev/null
+fi
 
 # Broker round trips: a permitted call with a cached static credential (request → policy →
 # durable audit record → decision, value and end of call read back), each client on one
@@ -130,6 +137,7 @@ rules:
     issue: { deliver: value }
 YAML
 echo
+if want broker; then
 echo "| broker, audit on | clients | calls | p50 | p99 | calls/s | peer: canned answers, p50 / calls/s | ratio p50 / calls/s |"
 echo "|---|---|---|---|---|---|---|---|"
 "$agent" echo-server "$work/echo.sock" &
@@ -162,15 +170,18 @@ for _ in range(2000):
 print(f"append 400 bytes + fdatasync in `{sys.argv[1]}`: p50 {statistics.median(times)*1e6:.0f} µs")
 PY
 done
+fi
 
-# HTTP credential proxy: GETs through frona's proxy (policy, injection, redaction, two durable
-# audit records per request) vs the same client straight to the same local HTTPS server.
+# HTTP credential proxy: GETs through frona's proxy (policy, injection, redaction, a durable
+# decision record before the request leaves and an outcome record after) vs the same client
+# straight to the same local HTTPS server, with the audit log on disk and on tmpfs.
+if want http; then
 echo
-echo "| HTTP, audit on disk | clients | p50 | p99 | req/s | peer: direct p50 / req/s | added p50 |"
-echo "|---|---|---|---|---|---|---|"
+echo "| HTTP, audit log on | clients | requests | p50 | p99 | req/s | peer: direct p50 / req/s | added p50 |"
+echo "|---|---|---|---|---|---|---|---|"
 "$agent" https-server "$work/ca.pem" > "$work/https.port" &
 https_pid=$!
-trap 'kill $echo_pid $https_pid 2>/dev/null; rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
+trap 'kill ${echo_pid:-} $https_pid 2>/dev/null; rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
 for _ in $(seq 50); do [[ -s $work/https.port ]] && break; sleep 0.1; done
 port="$(cat "$work/https.port")"
 "$frona" credential register --name bench-http --backend local --path bench \
@@ -182,13 +193,19 @@ rules:
     credentials: [bench-http]
     effect: permit
 YAML
-for clients in 1 16; do
-  proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$work/state" "$frona" run --quiet --isolation off -- "$agent" bench-http proxy 3200 "$clients" "$port")"
-  direct="$(BENCH_CA="$work/ca.pem" "$agent" bench-http direct 3200 "$clients" "$port")"
-  python3 - "$proxied" "$direct" <<'PY'
+for state in "$work/http-state" "/dev/shm/frona-bench-http-$$"; do
+  where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
+  for clients in 1 16; do
+    requests=$((clients == 1 ? 6400 : 12800))
+    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "$frona" run --quiet --isolation off -- "$agent" bench-http proxy "$requests" "$clients" "$port")"
+    direct="$(BENCH_CA="$work/ca.pem" "$agent" bench-http direct "$requests" "$clients" "$port")"
+    python3 - "$where" "$proxied" "$direct" <<'PY'
 import json, sys
-p, d = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-print(f"| through frona | {p['clients']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
+where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {where} | {p['clients']} | {p['requests']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
       f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
 PY
+  done
 done
+rm -rf "/dev/shm/frona-bench-http-$$"
+fi

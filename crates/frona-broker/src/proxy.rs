@@ -295,6 +295,53 @@ fn checked_path(path: &str) -> Result<String, String> {
     Ok(decoded)
 }
 
+/// The policy request for a proxied call: tool [`HTTP_TOOL`], the method and the URL as args
+/// (so `args` conditions work too), and the call's method, host and decoded path.
+pub fn http_request(
+    method: &str,
+    host: &str,
+    path: String,
+    credential: String,
+    agent: String,
+) -> Request {
+    Request {
+        tool: HTTP_TOOL.into(),
+        args: vec![method.to_owned(), format!("https://{host}{path}")],
+        credentials: vec![credential],
+        agent,
+        time: jiff::Timestamp::now(),
+        sha256: None,
+        http: Some(HttpCall {
+            method: method.to_owned(),
+            host: host.to_owned(),
+            path,
+        }),
+    }
+}
+
+/// The policy request the proxy would make for `METHOD URL` (for `frona policy explain`).
+pub fn http_request_for_url(
+    method: &str,
+    url: &str,
+    credential: String,
+    agent: String,
+) -> Result<Request, String> {
+    let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
+    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+    let host = match (parsed.scheme(), parsed.host_str()) {
+        ("https", Some(host)) => host,
+        _ => return Err(format!("`{url}` is not an https:// URL")),
+    };
+    // The path as written: `Url` would resolve dot segments the proxy refuses.
+    let raw = url.trim_matches(|c: char| c <= ' ')["https://".len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or_default();
+    let path = checked_path(raw.find('/').map_or("/", |at| &raw[at..]))?;
+    Ok(http_request(method.as_str(), host, path, credential, agent))
+}
+
 /// The value of the header carrying the credential, or `None` for query injection.
 fn injected(inject: &Inject, value: &[u8]) -> Option<(HeaderName, Secret)> {
     let (name, bytes) = match inject {
@@ -458,22 +505,13 @@ impl Broker {
         record.insert("path".into(), decoded.clone().into());
         record.insert("route".into(), route_name.into());
         record.insert("credentials".into(), json!([credential.name]));
-        let policy_request = Request {
-            tool: HTTP_TOOL.into(),
-            args: vec![
-                request.method.to_string(),
-                format!("https://{}{decoded}", upstream.host),
-            ],
-            credentials: vec![credential.name.clone()],
-            agent: self.config.agent.clone(),
-            time: jiff::Timestamp::now(),
-            sha256: None,
-            http: Some(HttpCall {
-                method: request.method.to_string(),
-                host: upstream.host.clone(),
-                path: decoded,
-            }),
-        };
+        let policy_request = http_request(
+            request.method.as_str(),
+            &upstream.host,
+            decoded,
+            credential.name.clone(),
+            self.config.agent.clone(),
+        );
         // Decided here on the async thread when nothing can block (no human to ask, the value
         // cached); otherwise on one trip to a blocking thread. Either way the decision is
         // queued for the audit log first and synced while the credential is prepared.

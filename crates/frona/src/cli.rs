@@ -283,8 +283,12 @@ pub enum PolicyCommand {
     /// Show which rule decides a call, and why the rules before it did not.
     Explain {
         /// The tool (program) called.
-        #[arg(long)]
-        tool: String,
+        #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+        tool: Option<String>,
+        /// A call through the HTTP proxy instead: `--http GET https://api.example.com/v1/x`
+        /// (decided as the proxy would, with one `--credential`).
+        #[arg(long, num_args = 2, value_names = ["METHOD", "URL"], requires = "credentials")]
+        http: Option<Vec<String>>,
         /// An argument (repeatable, in order).
         #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
         args: Vec<String>,

@@ -335,3 +335,51 @@ fn upstream_errors_do_not_carry_the_value() {
     assert!(log.contains(r#""kind":"http-response""#), "{log}");
     assert!(!log.contains(VALUE), "{log}");
 }
+
+/// `frona policy explain --http` decides a proxied call as the proxy would: percent-decoded
+/// path, method and host matched by the `http:` rules of the shipped Stripe policy.
+#[test]
+fn policy_explain_decides_a_proxied_call() {
+    let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../policies");
+    let explain = |method: &str, url: &str| {
+        let output = crate::support::frona()
+            .args(["policy", "explain", "--json", "--policy", policies])
+            .args(["--credential", "stripe-key", "--http", method, url])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let value: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let decision = &value["decision"];
+        (
+            decision["effect"].as_str().unwrap_or_default().to_owned(),
+            decision["rule"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    assert_eq!(
+        explain("GET", "https://api.stripe.com/v1/charges"),
+        ("permit".into(), "stripe-proxy-read".into())
+    );
+    assert_eq!(
+        explain("post", "https://api.stripe.com/v1/%72efunds"),
+        ("ask".into(), "stripe-proxy-money-moves-ask".into()),
+        "decoded as the proxy decodes it"
+    );
+    assert_eq!(
+        explain("DELETE", "https://api.stripe.com/v1/charges").0,
+        "deny"
+    );
+    let refused = crate::support::frona()
+        .args([
+            "policy",
+            "explain",
+            "--policy",
+            policies,
+            "--credential",
+            "stripe-key",
+        ])
+        .args(["--http", "GET", "https://api.stripe.com/v1/%2e%2e/x"])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(125), "{}", text(&refused));
+    assert!(text(&refused).contains("dot segment"), "{}", text(&refused));
+}

@@ -99,6 +99,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
         }
         PolicyCommand::Explain {
             tool,
+            http,
             args,
             credentials,
             agent,
@@ -113,14 +114,27 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                 })?,
                 None => jiff::Timestamp::now(),
             };
-            let request = Request {
-                tool,
-                args,
-                credentials,
-                agent,
-                time,
-                sha256: None,
-                http: None,
+            let request = match (tool, http.as_deref()) {
+                (_, Some([method, url])) => {
+                    let [credential] = <[String; 1]>::try_from(credentials).map_err(|_| {
+                        Failure::new(125, "a proxied call carries one `--credential`")
+                    })?;
+                    let mut request =
+                        frona_broker::proxy::http_request_for_url(method, url, credential, agent)
+                            .map_err(|e| Failure::new(125, e))?;
+                    request.time = time;
+                    request
+                }
+                (Some(tool), _) => Request {
+                    tool,
+                    args,
+                    credentials,
+                    agent,
+                    time,
+                    sha256: None,
+                    http: None,
+                },
+                _ => return Err(Failure::new(125, "give `--tool` or `--http METHOD URL`")),
             };
             let (decision, steps) = set.explain(&request);
             if json {
