@@ -355,7 +355,7 @@ impl Broker {
                 Ok(Some(grant)) => {
                     decision.effect = Effect::Permit;
                     decision.reason = format!("approved earlier (grant {})", grant.id);
-                    decision.issue = Some(Default::default());
+                    decision.issue = Some(decision.issue.take().unwrap_or_default());
                     grant_id = Some(grant.id);
                 }
                 Ok(None) => {
@@ -419,7 +419,8 @@ impl Broker {
                                 Ok(grant) => {
                                     decision.effect = Effect::Permit;
                                     decision.reason = format!("approved (grant {})", grant.id);
-                                    decision.issue = Some(Default::default());
+                                    decision.issue =
+                                        Some(decision.issue.take().unwrap_or_default());
                                     grant_id = Some(grant.id);
                                 }
                                 Err(e) => {

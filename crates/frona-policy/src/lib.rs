@@ -71,7 +71,7 @@ pub struct Decision {
     /// The deciding rule's name (`None`: default deny).
     pub rule: Option<String>,
     pub reason: String,
-    /// For a permit: the short-lived credential to issue.
+    /// For a permit, or an ask once approved: the short-lived credential to issue.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issue: Option<IssueSpec>,
     /// For an ask: how long to wait for a human.
@@ -216,9 +216,9 @@ impl PolicySet {
     }
 
     fn push(&mut self, file: &str, spec: RuleSpec) -> Result<(), String> {
-        if spec.issue.is_some() && spec.effect != Effect::Permit {
+        if spec.issue.is_some() && spec.effect == Effect::Deny {
             return Err(format!(
-                "rule `{}`: `issue` only goes with `effect: permit`",
+                "rule `{}`: `issue` only goes with `effect: permit` or `effect: ask`",
                 spec.name
             ));
         }
@@ -434,7 +434,7 @@ impl PolicySet {
             effect: rule.effect,
             rule: Some(rule.name.clone()),
             reason,
-            issue: (rule.effect == Effect::Permit).then(|| rule.issue.clone().unwrap_or_default()),
+            issue: (rule.effect != Effect::Deny).then(|| rule.issue.clone().unwrap_or_default()),
             ask_timeout: (rule.effect == Effect::Ask)
                 .then(|| rule.timeout.unwrap_or(Duration::from_secs(300))),
         }

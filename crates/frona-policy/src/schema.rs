@@ -117,7 +117,7 @@ pub enum Deliver {
     Value,
 }
 
-/// The short-lived credential a permit issues.
+/// The short-lived credential a permit (or an approved ask) issues.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssueSpec {

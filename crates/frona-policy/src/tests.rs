@@ -203,7 +203,8 @@ fn errors_carry_line_and_column() {
     )])
     .unwrap_err();
     assert!(
-        err.message.contains("only goes with `effect: permit`"),
+        err.message
+            .contains("only goes with `effect: permit` or `effect: ask`"),
         "{err}"
     );
 }
@@ -371,4 +372,29 @@ fn http_rules_cannot_name_tools() {
     )])
     .unwrap_err();
     assert!(err.message.contains("for tool calls"), "{err}");
+}
+
+/// An ask rule may say what an approval issues; the decision carries it for after approval.
+#[test]
+fn an_ask_rule_carries_its_issue_for_after_approval() {
+    let set = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - { name: x, tool: t, effect: ask, timeout: 1m, issue: { ttl: 5m, deliver: value } }\n",
+    )])
+    .unwrap();
+    let mut rates = Default::default();
+    let request = Request {
+        tool: "t".into(),
+        args: vec![],
+        credentials: vec![],
+        agent: "a".into(),
+        time: jiff::Timestamp::now(),
+        sha256: None,
+        http: None,
+    };
+    let decision = set.evaluate(&request, &mut rates);
+    assert_eq!(decision.effect, Effect::Ask);
+    let issue = decision.issue.unwrap();
+    assert_eq!(issue.ttl, Some(std::time::Duration::from_secs(300)));
+    assert_eq!(issue.deliver, Deliver::Value);
 }

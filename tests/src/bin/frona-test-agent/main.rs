@@ -8,6 +8,7 @@
 
 mod attacks;
 mod bench_http;
+mod load;
 
 use std::io::Write as _;
 use std::process::{Command, Stdio};
@@ -225,6 +226,8 @@ fn main() {
         }
         // Broker round trips: N calls from C threads, each timed from request to end of answer.
         "bench-broker" => bench_broker(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
+        // The broker under load with a mix of permit, deny and ask (see load.rs).
+        "load" => load::run(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
         // Pipelines calls on one broker connection: `issue` for TOOL (arg 1) of `stripe-key`,
         // a malformed line, then the same `issue` again; prints the final event of each answer.
         "pipeline" => pipeline(&arg(1)),
