@@ -157,7 +157,7 @@ pub struct ChainHead {
 /// Verifies the whole log at `path`. A missing file is an empty, valid log. A last line without
 /// its newline is a torn write and is reported, not accepted.
 pub fn verify(path: &Path) -> Result<ChainHead, AuditError> {
-    let file = match File::open(path) {
+    let file = match open_regular(path, OpenOptions::new().read(true)) {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ChainHead {
@@ -204,13 +204,26 @@ pub fn verify(path: &Path) -> Result<ChainHead, AuditError> {
     }
 }
 
+/// Opens `path` only if it is a regular file and not a symlink: a log swapped for a FIFO, a
+/// device (`/dev/zero` would be read forever) or a link elsewhere is refused, not followed.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
+    let file = options
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    Ok(file)
+}
+
 /// Every record, verified, as JSON values (for `frona audit`).
 pub fn read(path: &Path) -> Result<Vec<Value>, AuditError> {
     verify(path)?;
-    let file = File::open(path).map_err(|source| AuditError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let file =
+        open_regular(path, OpenOptions::new().read(true)).map_err(|source| AuditError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
     BufReader::new(file)
         .lines()
         .map(|line| {
@@ -306,15 +319,14 @@ impl AuditLog {
                 source,
             })?;
         }
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|source| AuditError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let file = open_regular(
+            path,
+            OpenOptions::new().create(true).append(true).mode(0o600),
+        )
+        .map_err(|source| AuditError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Ok(Self::with_file(file, head, path))
     }
 
@@ -566,7 +578,9 @@ mod tests {
         let path = path("keys");
         let log = AuditLog::open(&path).unwrap();
         let mut m = Map::new();
-        for key in ["", "a", "pre", "prev0", "prevz", "reason", "se", "seq0", "session", "zz"] {
+        for key in [
+            "", "a", "pre", "prev0", "prevz", "reason", "se", "seq0", "session", "zz",
+        ] {
             m.insert(key.into(), json!({"k": key, "n": [1, "\u{1}\""]}));
         }
         m.insert("prev".into(), "forged".into());
@@ -577,7 +591,11 @@ mod tests {
         log.append(m).unwrap();
         log.append(Map::new()).unwrap();
         assert_eq!(verify(&path).unwrap().records, 3);
-        assert_eq!(read(&path).unwrap()[0]["seq"], 0, "the chain's own fields win");
+        assert_eq!(
+            read(&path).unwrap()[0]["seq"],
+            0,
+            "the chain's own fields win"
+        );
     }
 
     #[test]
@@ -716,6 +734,20 @@ mod tests {
             assert!(full.durable(seq).await.is_err(), "and stays failed");
         });
         assert!(full.append(record(2)).is_err());
+    }
+
+    #[test]
+    fn a_log_that_is_not_a_regular_file_is_refused() {
+        let dir = path("special").parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(&dir).unwrap();
+        let link = dir.join("link.jsonl");
+        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
+        assert!(verify(&link).is_err(), "a symlink is not followed");
+        assert!(AuditLog::open(&link).is_err());
+        let fifo = dir.join("fifo.jsonl");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(verify(&fifo).is_err(), "a FIFO neither hangs nor is read");
+        assert!(AuditLog::open(&fifo).is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod control;
 pub mod grants;
+pub mod leases;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;

@@ -642,19 +642,15 @@ impl Broker {
                 StatusCode::BAD_GATEWAY,
                 "the credential could not be prepared".into(),
             )),
-            Err(e) => Err(Refusal(StatusCode::BAD_GATEWAY, e)),
+            Err(e) => {
+                self.issue_failed(HTTP_TOOL, &e);
+                Err(Refusal(StatusCode::BAD_GATEWAY, e))
+            }
         }
     }
 
     /// Revokes dynamic credentials on a blocking thread (backends are called), if there are any.
-    fn revoke_later(
-        self: &Arc<Self>,
-        revocations: Vec<(
-            frona_backends::BackendKind,
-            frona_backends::Revocation,
-            String,
-        )>,
-    ) {
+    fn revoke_later(self: &Arc<Self>, revocations: Vec<(crate::leases::Lease, Option<u64>)>) {
         if !revocations.is_empty() {
             let broker = Arc::clone(self);
             tokio::task::spawn_blocking(move || broker.revoke_all(revocations));

@@ -25,8 +25,9 @@ use crate::audit::AuditLog;
 use crate::control::{Answer, Approvals, Pending};
 use crate::grants::Grants;
 use crate::grants::Lifetime;
+use crate::leases::{Lease, LeaseJournal};
 use crate::peer::{descends_from, peer_of};
-use crate::protocol::{Call, Event, MAX_REQUEST, VERSION};
+use crate::protocol::{self, Call, Event, MAX_REQUEST};
 use crate::redact::Redactor;
 
 /// How long a connection may sit idle (or a request stall) before the broker closes it.
@@ -109,6 +110,8 @@ pub struct Broker {
     /// agent): what audit records are redacted against.
     handed_out: Mutex<Vec<Secret>>,
     runtime: tokio::runtime::Runtime,
+    /// Dynamic credentials issued and not yet revoked, on disk.
+    leases: LeaseJournal,
     /// The HTTP proxy's client (connection pool shared by all calls), made on first use: a
     /// machine without CA certificates loses the proxy, not the broker.
     pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
@@ -160,7 +163,8 @@ impl Replies {
 /// A credential ready for one tool run: environment variables, and what to revoke after.
 pub(crate) struct Prepared {
     pub(crate) env: Vec<(String, Secret)>,
-    pub(crate) revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
+    /// Dynamic credentials to revoke after the call, with their journal ids.
+    pub(crate) revocations: Vec<(Lease, Option<u64>)>,
 }
 
 fn env_name(credential: &str) -> String {
@@ -184,15 +188,22 @@ impl Broker {
             .thread_name("frona-broker")
             .build()?;
         let cache = SecretCache::new(config.cache_ttl);
-        Ok(Arc::new(Self {
+        let leases = LeaseJournal::open(&leases_dir(config.audit.path()), &config.session)
+            .map_err(std::io::Error::other)?;
+        let broker = Arc::new(Self {
             config,
+            leases,
             approvals: Approvals::default(),
             rates: Mutex::new(RateTracker::default()),
             cache,
             handed_out: Mutex::new(Vec::new()),
             runtime,
             http: std::sync::OnceLock::new(),
-        }))
+        });
+        // Leases of sessions that were killed are revoked before this one starts its agent
+        // (there are none unless a frona died without cleaning up).
+        broker.revoke_orphans();
+        Ok(broker)
     }
 
     /// The runtime the broker's async work (backends, the HTTP proxy) runs on.
@@ -472,38 +483,27 @@ impl Broker {
         replies: &Replies,
     ) {
         let deny = |reason: String, record: Map<String, Value>| self.deny(replies, reason, record);
-        let call: Call = match serde_json::from_slice(line) {
+        let call = match protocol::decode(line) {
             Ok(call) => call,
-            Err(e) => {
-                return deny(
-                    format!("malformed request: {}", frona_backends::json_error_kind(&e)),
-                    peer_info,
-                );
-            }
+            Err(e) => return deny(e.to_string(), peer_info),
         };
-        let (v, tool, args, credentials, reason, cwd, deliver) = match call {
+        let (tool, args, credentials, reason, cwd, deliver) = match call {
             Call::Tool {
-                v,
+                v: _,
                 tool,
                 args,
                 credentials,
                 reason,
                 cwd,
-            } => (v, tool, args, credentials, reason, cwd, false),
+            } => (tool, args, credentials, reason, cwd, false),
             Call::Issue {
-                v,
+                v: _,
                 tool,
                 credentials,
                 reason,
                 cwd,
-            } => (v, tool, Vec::new(), credentials, reason, cwd, true),
+            } => (tool, Vec::new(), credentials, reason, cwd, true),
         };
-        if v != VERSION {
-            return deny(
-                format!("protocol version {v} is not supported (frona speaks {VERSION})"),
-                peer_info,
-            );
-        }
         // The binary is looked up only when it will run or its hash is matched.
         let program = (!deliver || self.config.policy.pins_binaries())
             .then(|| self.resolve(&tool))
@@ -595,7 +595,10 @@ impl Broker {
                     }
                     replies.send(&Event::Exit { code: 0 });
                 }
-                Err(message) => replies.send(&Event::Error { message }),
+                Err(message) => {
+                    self.issue_failed(&tool, &message);
+                    replies.send(&Event::Error { message })
+                }
             };
         }
         let Some(program) = program else {
@@ -610,11 +613,7 @@ impl Broker {
         ) {
             Ok(prepared) => prepared,
             Err(message) => {
-                let mut record = Map::new();
-                record.insert("kind".into(), "issue-failed".into());
-                record.insert("tool".into(), tool.into());
-                record.insert("reason".into(), message.clone().into());
-                self.audit(record);
+                self.issue_failed(&tool, &message);
                 return replies.send(&Event::Error { message });
             }
         };
@@ -632,22 +631,30 @@ impl Broker {
         self.revoke_all(prepared.revocations);
     }
 
-    /// Revokes what was issued for a call (after the call), auditing each.
-    pub(crate) fn revoke_all(
-        &self,
-        revocations: Vec<(BackendKind, frona_backends::Revocation, String)>,
-    ) {
-        for (kind, revocation, name) in revocations {
-            let result = match self.config.backends.get(&kind) {
-                Some(backend) => self
-                    .runtime
-                    .block_on(backend.revoke(&revocation))
-                    .map_err(|e| e.to_string()),
-                None => Err("backend gone".into()),
-            };
+    /// Records that a permitted call got no credential (a backend down, slow, erring); the
+    /// decision before it is on disk already, so this one is not waited for.
+    pub(crate) fn issue_failed(&self, tool: &str, message: &str) {
+        let mut record = Map::new();
+        record.insert("kind".into(), "issue-failed".into());
+        record.insert("tool".into(), tool.into());
+        record.insert("reason".into(), message.into());
+        self.submit_audit(record);
+    }
+
+    /// Revokes what was issued for a call (after the call), auditing each; the journal
+    /// forgets what was revoked (what was not is tried again by the next frona to start).
+    pub(crate) fn revoke_all(&self, revocations: Vec<(Lease, Option<u64>)>) {
+        for (lease, journal) in revocations {
+            let result = self.revoke_lease(&lease);
+            if result.is_ok()
+                && let Some(id) = journal
+                && let Err(e) = self.leases.done(id)
+            {
+                tracing::warn!("{e}");
+            }
             let mut record = Map::new();
             record.insert("kind".into(), "revoke".into());
-            record.insert("credential".into(), name.into());
+            record.insert("credential".into(), lease.credential.into());
             record.insert("ok".into(), result.is_ok().into());
             if let Err(e) = result {
                 record.insert("error".into(), e.into());
@@ -710,9 +717,10 @@ impl Broker {
             .ok_or_else(|| "the credentials could not be prepared".into())
     }
 
-    /// [`Broker::prepare`] for credentials already resolved; with `may_block` false (on an async thread) it returns `None`,
-    /// having done nothing, when a backend would have to be called (a cache miss, a dynamic
-    /// credential).
+    /// [`Broker::prepare`] for credentials already resolved; with `may_block` false (on an
+    /// async thread) it returns `None`, having done nothing, when a backend would have to be
+    /// called (a cache miss, a dynamic credential). If one credential fails, those issued
+    /// before it are revoked.
     pub(crate) fn prepare_with(
         &self,
         credentials: Vec<frona_backends::registry::Credential>,
@@ -724,66 +732,12 @@ impl Broker {
             revocations: Vec::new(),
         };
         for credential in credentials {
-            let name = &credential.name;
-            let backend = self
-                .config
-                .backends
-                .get(&credential.backend)
-                .ok_or_else(|| format!("backend {} is not configured", credential.backend))?;
-            let env = credential.env.clone().unwrap_or_else(|| env_name(name));
-            match credential.kind {
-                CredentialKind::Static | CredentialKind::Totp => {
-                    let value = match self.cache.get(name) {
-                        Some(value) => value,
-                        None if !may_block => return Ok(None),
-                        None => {
-                            let value = self
-                                .runtime
-                                .block_on(backend.fetch(&SecretRef::from(&credential)))
-                                .map_err(|e| e.to_string())?;
-                            self.cache.put(name, value.clone());
-                            value
-                        }
-                    };
-                    // A TOTP seed never leaves the broker: the tool gets the current code.
-                    let value = if credential.kind == CredentialKind::Totp {
-                        let now = jiff::Timestamp::now().as_second().max(0) as u64;
-                        frona_backends::totp::code(&value, now)
-                            .map_err(|e| format!("credential `{name}`: {e}"))?
-                    } else {
-                        value
-                    };
-                    prepared.env.push((env, value));
-                }
-                CredentialKind::Dynamic if !may_block => return Ok(None),
-                CredentialKind::Dynamic => {
-                    let request = IssueRequest {
-                        ttl: issue.ttl.unwrap_or(Duration::from_secs(900)),
-                        uses: issue.uses,
-                        policies: issue.policies.clone(),
-                        session_policy: issue.session_policy.clone(),
-                        session_name: Some(format!("frona-{}", self.config.agent)),
-                    };
-                    let Issued {
-                        values, revocation, ..
-                    } = self
-                        .runtime
-                        .block_on(backend.issue(&SecretRef::from(&credential), &request))
-                        .map_err(|e| e.to_string())?;
-                    let single = values.len() == 1;
-                    for (value_name, value) in values {
-                        let var = if single {
-                            env.clone()
-                        } else if value_name.starts_with("AWS_") {
-                            value_name
-                        } else {
-                            format!("{env}_{}", env_name(&value_name))
-                        };
-                        prepared.env.push((var, value));
-                    }
-                    prepared
-                        .revocations
-                        .push((credential.backend, revocation, name.clone()));
+            match self.prepare_one(&credential, &issue, may_block, &mut prepared) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                Err(message) => {
+                    self.revoke_all(prepared.revocations);
+                    return Err(message);
                 }
             }
         }
@@ -796,6 +750,147 @@ impl Broker {
         drop(handed_out);
         Ok(Some(prepared))
     }
+
+    /// Adds `credential`'s values (and what to revoke) to `prepared`; `false` when it would
+    /// have to block and may not.
+    fn prepare_one(
+        &self,
+        credential: &frona_backends::registry::Credential,
+        issue: &frona_policy::IssueSpec,
+        may_block: bool,
+        prepared: &mut Prepared,
+    ) -> Result<bool, String> {
+        let name = &credential.name;
+        let backend = self
+            .config
+            .backends
+            .get(&credential.backend)
+            .ok_or_else(|| format!("backend {} is not configured", credential.backend))?;
+        let env = credential.env.clone().unwrap_or_else(|| env_name(name));
+        match credential.kind {
+            CredentialKind::Static | CredentialKind::Totp => {
+                let value = match self.cache.get(name) {
+                    Some(value) => value,
+                    None if !may_block => return Ok(false),
+                    None => {
+                        let value = self
+                            .runtime
+                            .block_on(backend.fetch(&SecretRef::from(credential)))
+                            .map_err(|e| e.to_string())?;
+                        self.cache.put(name, value.clone());
+                        value
+                    }
+                };
+                // A TOTP seed never leaves the broker: the tool gets the current code.
+                let value = if credential.kind == CredentialKind::Totp {
+                    let now = jiff::Timestamp::now().as_second().max(0) as u64;
+                    frona_backends::totp::code(&value, now)
+                        .map_err(|e| format!("credential `{name}`: {e}"))?
+                } else {
+                    value
+                };
+                prepared.env.push((env, value));
+            }
+            CredentialKind::Dynamic if !may_block => return Ok(false),
+            CredentialKind::Dynamic => {
+                let request = IssueRequest {
+                    ttl: issue.ttl.unwrap_or(Duration::from_secs(900)),
+                    uses: issue.uses,
+                    policies: issue.policies.clone(),
+                    session_policy: issue.session_policy.clone(),
+                    session_name: Some(format!("frona-{}", self.config.agent)),
+                };
+                let Issued {
+                    values,
+                    revocation,
+                    ttl,
+                } = self
+                    .runtime
+                    .block_on(backend.issue(&SecretRef::from(credential), &request))
+                    .map_err(|e| e.to_string())?;
+                let lease = Lease {
+                    backend: credential.backend,
+                    revocation,
+                    credential: name.clone(),
+                    expires: jiff::Timestamp::now()
+                        + jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::MAX),
+                };
+                // On disk before the value is used: a frona killed now has it revoked by the
+                // next one. No journal, no credential.
+                let journal = match &lease.revocation {
+                    frona_backends::Revocation::Expires => None,
+                    _ => match self.leases.add(lease.clone()) {
+                        Ok(id) => Some(id),
+                        Err(e) => {
+                            self.revoke_all(vec![(lease, None)]);
+                            return Err(format!("{e}; failing closed"));
+                        }
+                    },
+                };
+                prepared.revocations.push((lease, journal));
+                let single = values.len() == 1;
+                for (value_name, value) in values {
+                    let var = if single {
+                        env.clone()
+                    } else if value_name.starts_with("AWS_") {
+                        value_name
+                    } else {
+                        format!("{env}_{}", env_name(&value_name))
+                    };
+                    prepared.env.push((var, value));
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Revokes what the journals of dead sessions list (a frona killed mid-call), auditing
+    /// each; what has expired already is only recorded.
+    fn revoke_orphans(&self) {
+        let now = jiff::Timestamp::now();
+        for (path, leases) in crate::leases::orphans(&self.leases_dir()) {
+            let session = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            for lease in leases {
+                let mut record = Map::new();
+                record.insert("kind".into(), "revoke".into());
+                record.insert("credential".into(), lease.credential.clone().into());
+                record.insert("orphan_of_session".into(), json!(session));
+                if lease.expires <= now {
+                    record.insert("ok".into(), true.into());
+                    record.insert("expired".into(), true.into());
+                } else {
+                    let result = self.revoke_lease(&lease);
+                    record.insert("ok".into(), result.is_ok().into());
+                    if let Err(e) = result {
+                        record.insert("error".into(), e.into());
+                    }
+                }
+                self.audit(record);
+            }
+        }
+    }
+
+    fn leases_dir(&self) -> PathBuf {
+        leases_dir(self.config.audit.path())
+    }
+
+    fn revoke_lease(&self, lease: &Lease) -> Result<(), String> {
+        match self.config.backends.get(&lease.backend) {
+            Some(backend) => self
+                .runtime
+                .block_on(backend.revoke(&lease.revocation))
+                .map_err(|e| e.to_string()),
+            None => Err(format!("backend {} is not configured", lease.backend)),
+        }
+    }
+}
+
+/// The lease journals live beside the audit log, in frona's state directory.
+fn leases_dir(audit: &Path) -> PathBuf {
+    audit
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("leases")
 }
 
 fn new_approval_id() -> String {
