@@ -48,55 +48,70 @@ enum Line {
     Done(u64),
 }
 
-/// This session's journal.
+/// This session's journal. The file is made on the first lease: a session that issues no
+/// dynamic credential leaves nothing behind; one that does leaves a file that the next start
+/// reads (all done, or orphans) and removes.
 #[derive(Debug)]
 pub struct LeaseJournal {
+    dir: PathBuf,
     path: PathBuf,
-    /// The open, locked file, and the next id.
-    file: Mutex<(Flock<File>, u64)>,
+    /// The open, locked file once made, and the next id.
+    file: Mutex<(Option<Flock<File>>, u64)>,
 }
 
 impl LeaseJournal {
-    /// Creates (0600, in a 0700 directory) and locks this session's journal in `dir`.
-    pub fn open(dir: &Path, session: &str) -> Result<Self, LeaseError> {
-        let path = dir.join(format!("{session}.jsonl"));
+    /// This session's journal in `dir` (nothing is created yet).
+    pub fn new(dir: &Path, session: &str) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            path: dir.join(format!("{session}.jsonl")),
+            file: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Creates (0600, in a 0700 directory) and locks the file.
+    fn create(&self) -> Result<Flock<File>, LeaseError> {
         let error = |source| LeaseError::Write {
-            path: path.clone(),
+            path: self.path.clone(),
             source,
         };
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
-            .create(dir)
+            .create(&self.dir)
             .map_err(error)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
             .mode(0o600)
             .custom_flags(nix::libc::O_NOFOLLOW)
-            .open(&path)
+            .open(&self.path)
             .map_err(error)?;
-        let file = Flock::lock(file, FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| error(std::io::Error::from(errno)))?;
-        Ok(Self {
-            path,
-            file: Mutex::new((file, 0)),
-        })
+        Flock::lock(file, FlockArg::LockExclusiveNonblock)
+            .map_err(|(_, errno)| error(std::io::Error::from(errno)))
     }
 
     /// Records `lease` durably; returns its id for [`LeaseJournal::done`].
     pub fn add(&self, lease: Lease) -> Result<u64, LeaseError> {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        let id = guard.1;
-        self.append(&mut guard.0, &Line::Add { id, lease })?;
-        guard.1 += 1;
+        let (file, next) = &mut *guard;
+        let file = match file {
+            Some(file) => file,
+            None => file.insert(self.create()?),
+        };
+        let id = *next;
+        self.append(file, &Line::Add { id, lease })?;
+        *next += 1;
         Ok(id)
     }
 
     /// Records that lease `id` was revoked.
     pub fn done(&self, id: u64) -> Result<(), LeaseError> {
         let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        self.append(&mut guard.0, &Line::Done(id))
+        match &mut guard.0 {
+            Some(file) => self.append(file, &Line::Done(id)),
+            None => Ok(()),
+        }
     }
 
     fn append(&self, file: &mut File, line: &Line) -> Result<(), LeaseError> {
@@ -115,9 +130,12 @@ impl LeaseJournal {
 }
 
 impl Drop for LeaseJournal {
-    /// A clean exit revoked everything it issued (or recorded that it could not): the file goes.
+    /// Dropped with its broker: everything issued was revoked (or recorded as not), the file
+    /// goes. (A process that exits without dropping it leaves it to the next start.)
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        if self.file.get_mut().is_ok_and(|(file, _)| file.is_some()) {
+            let _ = std::fs::remove_file(&self.path);
+        }
     }
 }
 
@@ -184,7 +202,7 @@ mod tests {
     #[test]
     fn a_live_session_is_not_an_orphan_a_dead_one_is() {
         let dir = dir("orphans");
-        let live = LeaseJournal::open(&dir, "live").unwrap();
+        let live = LeaseJournal::new(&dir, "live");
         let first = live.add(lease(1)).unwrap();
         live.add(lease(2)).unwrap();
         live.done(first).unwrap();
@@ -216,13 +234,16 @@ mod tests {
         );
         assert_eq!(unrevoked(text.as_bytes()).len(), 1);
         let dir = dir("clean");
-        let journal = LeaseJournal::open(&dir, "s").unwrap();
+        let journal = LeaseJournal::new(&dir, "s");
         let path = journal.path.clone();
+        assert!(!path.exists(), "nothing until the first lease");
+        journal.add(lease(0)).unwrap();
         assert!(path.exists());
         drop(journal);
         assert!(!path.exists());
+        let again = LeaseJournal::new(&dir, "s");
         assert!(
-            LeaseJournal::open(&dir, "s").is_ok(),
+            again.add(lease(1)).is_ok(),
             "the lock went with the journal"
         );
     }

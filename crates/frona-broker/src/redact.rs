@@ -1,8 +1,9 @@
 //! Removing credential values from a stream of output (the tool's stdout/stderr on its way back
 //! to the agent): the raw value and its common encodings (base64 and base64url, with and without
 //! padding; lower and upper hex; URL percent-encoding), including when a value is split across
-//! chunks. A tail as long as the longest needle minus one is held back between chunks, so a
-//! value can never be emitted in two halves.
+//! chunks. The longest tail of a chunk that is the beginning of a needle is held back until the
+//! next chunk (or the end), so a value can never be emitted in two halves, and nothing else is
+//! delayed.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -77,8 +78,15 @@ impl Redactor {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<u8> {
         self.pending.extend_from_slice(chunk);
         let mut out = self.replace_all(&self.pending);
-        // Hold back a tail that could be the start of a needle.
-        let keep = self.longest.saturating_sub(1).min(out.len());
+        // Hold back the longest tail that could be the start of a needle, and only that: output
+        // that cannot begin a value goes out at once (a tool's progress lines are not delayed).
+        let keep = (1..=self.longest.saturating_sub(1).min(out.len()))
+            .rev()
+            .find(|&k| {
+                let tail = &out[out.len() - k..];
+                self.needles.iter().any(|n| n.starts_with(tail))
+            })
+            .unwrap_or(0);
         let ready = out.len() - keep;
         self.pending.clear();
         self.pending.extend_from_slice(&out[ready..]);
@@ -158,5 +166,19 @@ mod tests {
     fn ordinary_output_passes_unchanged() {
         let text = b"hello world, nothing secret here\n".repeat(100);
         assert_eq!(redact_chunked(&text, 7), text);
+    }
+
+    #[test]
+    fn only_a_tail_that_could_begin_a_value_is_held_back() {
+        let mut r = Redactor::new([SECRET]);
+        assert_eq!(
+            r.push(b"progress: 10%\n"),
+            b"progress: 10%\n",
+            "nothing delayed"
+        );
+        assert_eq!(r.push(b"key=sk_li"), b"key=", "a possible start is held");
+        let mut rest = r.push(b"ve_Abc123/+xyz?&= done");
+        rest.extend(r.finish());
+        assert_eq!(rest, b"[REDACTED] done");
     }
 }

@@ -136,3 +136,71 @@ pub fn run(total: usize, clients: usize) {
     let mut done = String::new();
     std::io::stdin().read_line(&mut done).unwrap();
 }
+
+/// `frames N`: hostile frames on two connections while a third makes N ordinary permitted
+/// calls: 8 MiB without a newline, then malformed lines (not JSON, invalid UTF-8, JSON nested
+/// 30,000 deep, an unknown op, a huge string field). Prints a JSON summary of what each got.
+pub fn hostile_frames(ordinary: usize) {
+    let socket = std::env::var("FRONA_BROKER_SOCKET").expect("run under frona run");
+    let answers = |stream: UnixStream| {
+        std::thread::spawn(move || {
+            BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
+        })
+    };
+    // 8 MiB with no newline, then the connection is closed for writing.
+    let mut big = UnixStream::connect(&socket).unwrap();
+    let big_answers = answers(big.try_clone().unwrap());
+    let chunk = vec![b'x'; 64 * 1024];
+    for _ in 0..128 {
+        if big.write_all(&chunk).is_err() {
+            break; // the broker may close on us: also fine
+        }
+    }
+    let _ = big.shutdown(std::net::Shutdown::Write);
+
+    let mut bad = UnixStream::connect(&socket).unwrap();
+    let bad_answers = answers(bad.try_clone().unwrap());
+    let deep = format!("{}{}", "[".repeat(30_000), "]".repeat(30_000));
+    let huge = format!(
+        "{{\"v\":1,\"op\":\"issue\",\"tool\":\"{}\",\"credentials\":[],\"cwd\":\"/\"}}",
+        "t".repeat(60_000)
+    );
+    let mut lines: Vec<Vec<u8>> = vec![
+        b"not json".to_vec(),
+        vec![0xff, 0xfe, b'{', 0x80],
+        deep.into_bytes(),
+        br#"{"v":1,"op":"steal","tool":"x","cwd":"/"}"#.to_vec(),
+        huge.into_bytes(),
+    ];
+    lines.extend((0..16).map(|i| format!("{{\"v\":{i}}}").into_bytes()));
+    let sent = lines.len();
+    for line in lines {
+        bad.write_all(&line).unwrap();
+        bad.write_all(b"\n").unwrap();
+    }
+    let _ = bad.shutdown(std::net::Shutdown::Write);
+
+    // Meanwhile, ordinary calls on their own connection.
+    let (mut stream, mut reader) = {
+        let stream = UnixStream::connect(&socket).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        (stream, reader)
+    };
+    let permitted = (0..ordinary)
+        .filter(|i| call(&mut stream, &mut reader, i * 10, "ordinary").effect == "permit")
+        .count();
+
+    let big = big_answers.join().unwrap();
+    let bad = bad_answers.join().unwrap();
+    say(&serde_json::json!({
+        "ordinary_permitted": permitted,
+        "big_answers": big.len(),
+        "big_too_large": big.iter().filter(|a| a.contains("too large")).count(),
+        "bad_sent": sent,
+        "bad_answers": bad,
+    })
+    .to_string());
+}

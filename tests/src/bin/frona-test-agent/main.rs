@@ -228,6 +228,8 @@ fn main() {
         "bench-broker" => bench_broker(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
         // The broker under load with a mix of permit, deny and ask (see load.rs).
         "load" => load::run(arg(1).parse().unwrap(), arg(2).parse().unwrap()),
+        // Oversized and malformed frames beside ordinary calls (see load.rs).
+        "frames" => load::hostile_frames(arg(1).parse().unwrap()),
         // Pipelines calls on one broker connection: `issue` for TOOL (arg 1) of `stripe-key`,
         // a malformed line, then the same `issue` again; prints the final event of each answer.
         "pipeline" => pipeline(&arg(1)),
