@@ -19,6 +19,8 @@ command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
+# systemd-analyze and systemd-sysusers check the unit files in systemd/ (tests/tests/e2e/systemd.rs).
+command -v systemd-analyze >/dev/null || need+=(systemd)
 install_debian_packages scripts/test.sh "${need[@]}"
 
 # The AWS backend is tested against moto, the AWS emulator, in a project venv.

@@ -55,6 +55,8 @@ pub struct BackendsConfig {
     pub onepassword: Option<crate::onepassword::OnePasswordConfig>,
     #[cfg(feature = "infisical")]
     pub infisical: Option<crate::infisical::InfisicalConfig>,
+    /// Set when frona runs under systemd with credentials (`CREDENTIALS_DIRECTORY`).
+    pub systemd_creds: Option<crate::systemd_creds::SystemdCredsConfig>,
 }
 
 /// The configured backends; clients are created when asked for.
@@ -64,7 +66,6 @@ pub struct Backends {
 }
 
 /// Moves a configured backend's settings out of the config, or says how to configure it.
-#[allow(dead_code)] // unused when no network backend is compiled in
 fn take<T>(slot: &mut Option<T>, kind: BackendKind, how: &str) -> Result<T, BackendError> {
     slot.take().ok_or_else(|| BackendError::NotConfigured {
         backend: kind.name(),
@@ -108,6 +109,9 @@ impl Backends {
         #[cfg(feature = "infisical")]
         if self.config.infisical.is_some() {
             kinds.push(BackendKind::Infisical);
+        }
+        if self.config.systemd_creds.is_some() {
+            kinds.push(BackendKind::SystemdCreds);
         }
         kinds
     }
@@ -177,6 +181,14 @@ impl Backends {
                     "set FRONA_CREDENTIAL_INFISICAL_HOST, _CLIENT_ID, _CLIENT_SECRET and _PROJECT_ID",
                 )?;
                 Ok(Box::new(crate::infisical::Infisical::new(config, limits)?))
+            }
+            BackendKind::SystemdCreds => {
+                let config = take(
+                    &mut self.config.systemd_creds,
+                    kind,
+                    crate::systemd_creds::NOT_CONFIGURED,
+                )?;
+                Ok(Box::new(crate::systemd_creds::SystemdCreds::new(config)))
             }
             #[allow(unreachable_patterns)]
             other => Err(BackendError::NotConfigured {

@@ -31,7 +31,7 @@ pub enum BackendError {
         path: String,
         status: u16,
     },
-    #[error("{backend}: throttled for `{path}` after {attempts} attempts")]
+    #[error("{backend}: throttled (HTTP 429, rate limited) for `{path}`")]
     Throttled {
         backend: &'static str,
         path: String,
@@ -64,6 +64,13 @@ pub enum BackendError {
         backend: &'static str,
         detail: String,
     },
+    #[error("{backend}: cannot read `{path}`")]
+    Read {
+        backend: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Local(#[from] crate::local::LocalError),
 }
@@ -74,6 +81,7 @@ impl BackendError {
         matches!(
             self,
             BackendError::Server { .. }
+                | BackendError::Throttled { .. }
                 | BackendError::Unreachable { .. }
                 | BackendError::Timeout { .. }
         )

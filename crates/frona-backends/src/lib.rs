@@ -1,7 +1,8 @@
 //! Where frona's secrets come from.
 //!
 //! - [`Backend`]: one async trait, one module per store: [`local`] (embedded, always there),
-//!   and behind cargo features `vault`, `aws`, `gcp`, `azure`, `onepassword`, `infisical`.
+//!   [`systemd_creds`] (systemd's `LoadCredential=`, no dependencies), and behind cargo
+//!   features `vault`, `aws`, `gcp`, `azure`, `onepassword`, `infisical`.
 //! - [`registry`]: credential names → backend references (never values), with scopes.
 //! - [`cache`]: fetched values with a TTL, zeroized on eviction.
 //! - [`totp`]: RFC 6238 codes from the seeds of `totp` credentials.
@@ -28,6 +29,7 @@ pub mod registry;
 #[cfg(feature = "http")]
 mod retry;
 pub mod secret;
+pub mod systemd_creds;
 pub mod totp;
 #[cfg(feature = "vault")]
 pub mod vault;
@@ -53,10 +55,12 @@ pub enum BackendKind {
     #[serde(rename = "onepassword")]
     OnePassword,
     Infisical,
+    #[serde(rename = "systemd-creds")]
+    SystemdCreds,
 }
 
 impl BackendKind {
-    pub const ALL: [BackendKind; 7] = [
+    pub const ALL: [BackendKind; 8] = [
         BackendKind::Local,
         BackendKind::Vault,
         BackendKind::Aws,
@@ -64,6 +68,7 @@ impl BackendKind {
         BackendKind::Azure,
         BackendKind::OnePassword,
         BackendKind::Infisical,
+        BackendKind::SystemdCreds,
     ];
 
     pub fn name(self) -> &'static str {
@@ -75,6 +80,7 @@ impl BackendKind {
             BackendKind::Azure => "azure",
             BackendKind::OnePassword => "onepassword",
             BackendKind::Infisical => "infisical",
+            BackendKind::SystemdCreds => "systemd-creds",
         }
     }
 }
@@ -91,7 +97,7 @@ impl FromStr for BackendKind {
         BackendKind::ALL
             .into_iter()
             .find(|k| k.name() == text)
-            .ok_or_else(|| format!("unknown backend `{text}` (local, vault, aws, gcp, azure, onepassword, infisical)"))
+            .ok_or_else(|| format!("unknown backend `{text}` (local, vault, aws, gcp, azure, onepassword, infisical, systemd-creds)"))
     }
 }
 

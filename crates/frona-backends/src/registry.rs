@@ -306,6 +306,11 @@ impl Credential {
         if self.path.trim().is_empty() {
             return Err(RegistryError::Invalid("the path is empty".into()));
         }
+        // A systemd credential is one file name: refused now rather than at the first call.
+        if self.backend == crate::BackendKind::SystemdCreds {
+            crate::systemd_creds::check_name(&self.path)
+                .map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        }
         if let Some(env) = &self.env
             && !valid_env(env)
         {

@@ -412,6 +412,39 @@ impl AuditLog {
         seq
     }
 
+    /// Blocks until everything queued so far is on disk (at exit: records nobody waited for,
+    /// such as outcomes, must not be lost); `false` if the log failed or `limit` passed.
+    pub fn flush(&self, limit: Duration) -> bool {
+        let shared = &self.shared;
+        let target = lock(&shared.queue).next;
+        let deadline = std::time::Instant::now() + limit;
+        let mut progress = lock(&shared.progress);
+        loop {
+            if progress.failed.is_some() {
+                return false;
+            }
+            if progress.durable >= target {
+                return true;
+            }
+            if !progress.writing {
+                progress.writing = true;
+                drop(progress);
+                shared.write_batch();
+                progress = lock(&shared.progress);
+                continue;
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            progress = shared
+                .written
+                .wait_timeout(progress, left)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
     /// Waits (without blocking a thread) until record `seq` is on disk.
     pub async fn durable(&self, seq: u64) -> Result<(), AuditError> {
         let mut receiver = self.shared.durable.subscribe();
@@ -714,6 +747,17 @@ mod tests {
             );
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+
+    #[test]
+    fn flush_writes_what_nobody_waits_for() {
+        let path = path("flush");
+        let log = AuditLog::open(&path).unwrap();
+        for n in 0..50 {
+            log.submit(record(n));
+        }
+        assert!(log.flush(Duration::from_secs(5)));
+        assert_eq!(verify(&path).unwrap().records, 50);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod grants;
 pub mod leases;
 pub mod peer;
 pub mod protocol;
+#[cfg(feature = "proxy")]
 pub mod proxy;
 pub mod redact;
 pub mod server;

@@ -49,6 +49,37 @@ pub enum Call {
     },
 }
 
+impl Call {
+    /// The protocol version the client speaks.
+    pub fn version(&self) -> u32 {
+        match self {
+            Call::Tool { v, .. } | Call::Issue { v, .. } => *v,
+        }
+    }
+}
+
+/// Why a request line is refused before the policy sees it. The text never quotes the line.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// Not a call of this protocol: `kind` says how (not JSON, truncated, unknown fields …).
+    #[error("malformed request: {kind}")]
+    Malformed { kind: &'static str },
+    #[error("protocol version {version} is not supported (frona speaks {VERSION})")]
+    Version { version: u32 },
+}
+
+/// Decodes one request line (its trailing newline may be included) into a [`Call`] of this
+/// protocol version. The caller bounds the line's length ([`MAX_REQUEST`]).
+pub fn decode(line: &[u8]) -> Result<Call, DecodeError> {
+    let call: Call = serde_json::from_slice(line).map_err(|e| DecodeError::Malformed {
+        kind: frona_backends::json_error_kind(&e),
+    })?;
+    match call.version() {
+        VERSION => Ok(call),
+        version => Err(DecodeError::Version { version }),
+    }
+}
+
 /// What the broker answers, in order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]

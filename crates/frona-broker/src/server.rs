@@ -55,6 +55,9 @@ pub struct BrokerConfig {
     /// profile), or directly when `None`.
     pub tool_launcher: Option<ToolLauncher>,
     pub cache_ttl: Duration,
+    /// How long one credential's fetch or issue may take, retries included: past it the call
+    /// fails with that reason instead of waiting on a slow backend.
+    pub backend_timeout: Duration,
     /// The agent's starting directory: where project-scoped credentials of proxied calls are
     /// resolved.
     pub proxy_cwd: PathBuf,
@@ -114,6 +117,7 @@ pub struct Broker {
     leases: LeaseJournal,
     /// The HTTP proxy's client (connection pool shared by all calls), made on first use: a
     /// machine without CA certificates loses the proxy, not the broker.
+    #[cfg(feature = "proxy")]
     pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
 }
 
@@ -188,8 +192,7 @@ impl Broker {
             .thread_name("frona-broker")
             .build()?;
         let cache = SecretCache::new(config.cache_ttl);
-        let leases = LeaseJournal::open(&leases_dir(config.audit.path()), &config.session)
-            .map_err(std::io::Error::other)?;
+        let leases = LeaseJournal::new(&leases_dir(config.audit.path()), &config.session);
         let broker = Arc::new(Self {
             config,
             leases,
@@ -198,6 +201,7 @@ impl Broker {
             cache,
             handed_out: Mutex::new(Vec::new()),
             runtime,
+            #[cfg(feature = "proxy")]
             http: std::sync::OnceLock::new(),
         });
         // Leases of sessions that were killed are revoked before this one starts its agent
@@ -212,6 +216,7 @@ impl Broker {
     }
 
     /// The agent's init helper's pid (0 before it started).
+    #[cfg(feature = "proxy")]
     pub(crate) fn agent_root(&self) -> i32 {
         self.config.agent_root.load(Ordering::SeqCst)
     }
@@ -252,6 +257,13 @@ impl Broker {
                 tracing::error!("{}", e);
                 false
             }
+        }
+    }
+
+    /// Before exit: waits (up to 5 s) until every queued audit record is on disk.
+    pub fn finish(&self) {
+        if !self.config.audit.flush(Duration::from_secs(5)) {
+            tracing::error!("some audit records may not have reached the log");
         }
     }
 
@@ -627,8 +639,9 @@ impl Broker {
             &prepared.env,
             replies,
         );
-        replies.send(&Event::Exit { code });
+        // Revoked before the agent hears the call ended: it cannot go on while the value lives.
         self.revoke_all(prepared.revocations);
+        replies.send(&Event::Exit { code });
     }
 
     /// Records that a permitted call got no credential (a backend down, slow, erring); the
@@ -773,10 +786,10 @@ impl Broker {
                     Some(value) => value,
                     None if !may_block => return Ok(false),
                     None => {
-                        let value = self
-                            .runtime
-                            .block_on(backend.fetch(&SecretRef::from(credential)))
-                            .map_err(|e| e.to_string())?;
+                        let value = self.within_deadline(
+                            credential.backend,
+                            backend.fetch(&SecretRef::from(credential)),
+                        )?;
                         self.cache.put(name, value.clone());
                         value
                     }
@@ -804,10 +817,10 @@ impl Broker {
                     values,
                     revocation,
                     ttl,
-                } = self
-                    .runtime
-                    .block_on(backend.issue(&SecretRef::from(credential), &request))
-                    .map_err(|e| e.to_string())?;
+                } = self.within_deadline(
+                    credential.backend,
+                    backend.issue(&SecretRef::from(credential), &request),
+                )?;
                 let lease = Lease {
                     backend: credential.backend,
                     revocation,
@@ -842,6 +855,20 @@ impl Broker {
             }
         }
         Ok(true)
+    }
+
+    /// Runs a backend operation to its end or [`BrokerConfig::backend_timeout`], whichever
+    /// comes first.
+    fn within_deadline<T>(
+        &self,
+        backend: BackendKind,
+        operation: impl std::future::Future<Output = Result<T, frona_backends::BackendError>>,
+    ) -> Result<T, String> {
+        let limit = self.config.backend_timeout;
+        self.runtime
+            .block_on(async move { tokio::time::timeout(limit, operation).await })
+            .map_err(|_| format!("backend {backend} timed out after {limit:?}"))?
+            .map_err(|e| e.to_string())
     }
 
     /// Revokes what the journals of dead sessions list (a frona killed mid-call), auditing

@@ -1,7 +1,8 @@
 //! Which environment variables are credentials, and the environment the agent gets instead.
 //!
 //! A variable is stripped when its **name** matches [`CREDENTIAL_NAME_PATTERNS`] or a `--strip`
-//! glob, or its **value** has a credential shape ([`detect`]). In [`EnvMode::Allowlist`] only
+//! glob, when it is service-manager plumbing meant for frona itself ([`SERVICE_MANAGER_VARS`]),
+//! or when its **value** has a credential shape ([`detect`]). In [`EnvMode::Allowlist`] only
 //! [`ALLOWLIST_BASE`] and `--keep` names pass. `--keep NAME` wins over everything: it is the
 //! user naming one variable they want the agent to see.
 //!
@@ -49,6 +50,32 @@ pub const CREDENTIAL_NAME_PATTERNS: &[&str] = &[
     "*_DSN",
 ];
 
+/// What systemd sets for the service it started (frona), with what each one hands over. The
+/// agent must not get them: with them it could talk to the service manager in frona's name
+/// (readiness, watchdog, stop), take over sockets passed to frona, or find frona's own
+/// credentials. Exact names, stripped in every mode. `INVOCATION_ID` and `JOURNAL_STREAM` pass:
+/// they identify the unit and its log stream and grant nothing.
+pub const SERVICE_MANAGER_VARS: &[(&str, &str)] = &[
+    ("NOTIFY_SOCKET", "its notify socket"),
+    ("WATCHDOG_USEC", "its watchdog"),
+    ("WATCHDOG_PID", "its watchdog"),
+    ("LISTEN_FDS", "sockets passed to it"),
+    ("LISTEN_PID", "sockets passed to it"),
+    ("LISTEN_FDNAMES", "sockets passed to it"),
+    ("FDSTORE", "its file descriptor store"),
+    ("CREDENTIALS_DIRECTORY", "its credentials"),
+    ("SYSTEMD_EXEC_PID", "its process id"),
+    ("MANAGERPID", "the service manager's process id"),
+];
+
+/// What `name` hands over when it is one of [`SERVICE_MANAGER_VARS`].
+pub fn service_manager_var(name: &OsStr) -> Option<&'static str> {
+    SERVICE_MANAGER_VARS
+        .iter()
+        .find(|(n, _)| name.as_bytes() == n.as_bytes())
+        .map(|(_, what)| *what)
+}
+
 /// Names that pass in [`EnvMode::Allowlist`] (globs), unless their value looks like a credential.
 pub const ALLOWLIST_BASE: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LC_*", "TZ", "TMPDIR", "PWD",
@@ -85,6 +112,8 @@ pub enum Reason {
     Value { looks_like: &'static str },
     /// Name matches a `--strip` glob.
     Strip { pattern: String },
+    /// Set by the service manager for frona itself ([`SERVICE_MANAGER_VARS`]).
+    ServiceManager { what: &'static str },
     /// Allowlist mode and the name is not allowed.
     NotAllowed,
 }
@@ -103,6 +132,7 @@ impl std::fmt::Display for Reason {
             Reason::Name { pattern } => write!(f, "name matches {pattern}"),
             Reason::Value { looks_like } => write!(f, "value looks like {looks_like}"),
             Reason::Strip { pattern } => write!(f, "--strip {pattern}"),
+            Reason::ServiceManager { what } => write!(f, "set by systemd for frona: {what}"),
             Reason::NotAllowed => f.write_str("not in the allowlist"),
         }
     }
@@ -163,6 +193,10 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
         return Decision::Strip(Reason::Strip {
             pattern: pattern.clone(),
         });
+    }
+    // Before the name patterns, which would catch CREDENTIALS_DIRECTORY with a vaguer reason.
+    if let Some(what) = service_manager_var(name) {
+        return Decision::Strip(Reason::ServiceManager { what });
     }
     if let Some(pattern) = CREDENTIAL_NAME_PATTERNS
         .iter()
@@ -506,6 +540,66 @@ mod tests {
         assert_eq!(
             json,
             r#"{"mode":"default","stripped":[{"name":"STRIPE","reason":"value","looks_like":"a Stripe key","detail":"value looks like a Stripe key"}],"kept":[{"name":"PATH","reason":"ordinary"}]}"#
+        );
+    }
+
+    /// systemd's plumbing for frona never reaches the agent, in either mode, with its own
+    /// reason; what merely identifies the unit passes; `--keep` still wins.
+    #[test]
+    fn service_manager_plumbing_is_stripped() {
+        let env = snapshot(&[
+            ("NOTIFY_SOCKET", "/run/systemd/notify"),
+            ("WATCHDOG_USEC", "30000000"),
+            ("WATCHDOG_PID", "4242"),
+            ("LISTEN_FDS", "1"),
+            ("LISTEN_PID", "4242"),
+            ("LISTEN_FDNAMES", "broker"),
+            (
+                "CREDENTIALS_DIRECTORY",
+                "/run/credentials/frona@coder.service",
+            ),
+            ("INVOCATION_ID", "5f1c2b8e0d0f4c5e9a7b3c2d1e0f9a8b"),
+            ("JOURNAL_STREAM", "8:44321"),
+            ("PATH", "/usr/bin"),
+        ]);
+        for mode in [EnvMode::Default, EnvMode::Allowlist] {
+            let options = ScrubOptions {
+                mode,
+                ..ScrubOptions::default()
+            };
+            let (report, kept) = scrub(&env, &options);
+            let kept: Vec<_> = kept.iter().map(|(n, _)| n.to_str().unwrap()).collect();
+            assert!(
+                !kept
+                    .iter()
+                    .any(|n| service_manager_var(OsStr::new(n)).is_some()),
+                "{kept:?}"
+            );
+            assert!(kept.contains(&"PATH"));
+            for (name, reason) in report.stripped() {
+                if let Some(what) = service_manager_var(name) {
+                    assert_eq!(reason, &Reason::ServiceManager { what });
+                }
+            }
+        }
+        let (report, kept) = scrub(&env, &ScrubOptions::default());
+        assert_eq!(report.stripped().count(), 7);
+        assert_eq!(kept.len(), 3, "INVOCATION_ID, JOURNAL_STREAM and PATH pass");
+        let line = report.summary_line().unwrap();
+        assert!(
+            line.contains("CREDENTIALS_DIRECTORY (set by systemd for frona: its credentials)"),
+            "{line}"
+        );
+        let json = serde_json::to_value(report.to_json_value()).unwrap();
+        assert_eq!(json["stripped"][0]["reason"], "service-manager");
+        assert_eq!(json["stripped"][0]["what"], "its notify socket");
+        let keep = ScrubOptions {
+            keep: vec!["NOTIFY_SOCKET".into()],
+            ..ScrubOptions::default()
+        };
+        assert_eq!(
+            decide(OsStr::new("NOTIFY_SOCKET"), b"/run/systemd/notify", &keep),
+            Decision::Keep(KeepReason::Keep)
         );
     }
 

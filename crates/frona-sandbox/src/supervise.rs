@@ -13,12 +13,17 @@
 //! All processes share the caller's process group, so a terminal's Ctrl-C, Ctrl-Z and window
 //! resize reach the agent directly, exactly as without frona; signals the kernel generated are
 //! therefore not forwarded again.
+//!
+//! frona's caller hears what happens through [`Events`]: the helper's pid, the moment the
+//! agent's `execve` succeeded (a byte on a pipe from the helper, [`Started`]), and a request
+//! to stop. `frona run` turns these into service-manager notifications.
 
 mod signals;
 mod tree;
 
 use std::ffi::OsString;
-use std::io;
+use std::io::{self, Read as _};
+use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
 use std::process::Command;
@@ -101,6 +106,8 @@ pub enum SuperviseError {
     },
     #[error("lost track of the agent")]
     Wait(#[source] nix::Error),
+    #[error("cannot set up the pipe that reports the agent's start")]
+    StartPipe(#[source] io::Error),
 }
 
 impl SuperviseError {
@@ -131,34 +138,114 @@ pub fn block_forwarded_signals() -> Result<(), SuperviseError> {
         .map_err(SuperviseError::Signals)
 }
 
+/// What [`supervise_init`] tells its caller while the agent runs.
+pub trait Events {
+    /// Whether [`Events::spawned`] should get a [`Started`] (it costs a pipe to the helper).
+    fn wants_started(&self) -> bool {
+        false
+    }
+
+    /// The init helper runs as `pid`; `started`, when asked for, says when the agent does.
+    fn spawned(&mut self, pid: i32, started: Option<Started>);
+
+    /// A process asked frona to stop (SIGTERM); called before the signal is forwarded.
+    fn stopping(&mut self) {}
+}
+
+/// The read end of the pipe on which the init helper reports the agent's start: one byte once
+/// the agent's `execve` succeeded. End of file without it means the agent never started.
+#[derive(Debug)]
+pub struct Started(io::PipeReader);
+
+impl Started {
+    /// Blocks until the agent started (`true`) or never will (`false`).
+    pub fn wait(mut self) -> bool {
+        let mut byte = [0u8; 1];
+        loop {
+            match self.0.read(&mut byte) {
+                Ok(n) => return n == 1,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => return false,
+            }
+        }
+    }
+}
+
 /// frona's side: starts the init helper (`exe`, environment `env`) with `config`, tells
-/// `on_spawn` its pid, forwards every signal a process sends frona, and returns the helper's
-/// status, which is the agent's.
+/// `events` its pid (and, if asked, when the agent started), forwards every signal a process
+/// sends frona, and returns the helper's status, which is the agent's.
 pub fn supervise_init(
     exe: &Path,
     env: &[(OsString, OsString)],
     config: &InitConfig,
-    on_spawn: impl FnOnce(i32),
+    events: &mut dyn Events,
 ) -> Result<i32, SuperviseError> {
     let set = SignalSet::of(&[FORWARDED_SIGNALS, &[libc::SIGCHLD, libc::SIGALRM]].concat());
     set.block().map_err(SuperviseError::Signals)?;
-    let args = config.to_args();
+    let pipe = if events.wants_started() {
+        Some(io::pipe().map_err(SuperviseError::StartPipe)?)
+    } else {
+        None
+    };
+    let mut args = config.to_args();
+    if let Some((_, writer)) = &pipe {
+        // The helper inherits the write end (its number is on its command line); it marks it
+        // close-on-exec at once, so the agent never holds it. frona's other threads start no
+        // process while this flag is off: tools run only for the agent, which does not exist yet.
+        nix::fcntl::fcntl(
+            writer,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+        )
+        .map_err(|e| SuperviseError::StartPipe(e.into()))?;
+        let at = args.iter().position(|a| a == "__init").map_or(1, |i| i + 1);
+        args.splice(
+            at..at,
+            ["--started-fd".into(), writer.as_raw_fd().to_string().into()],
+        );
+    }
     let mut cmd = Command::new(exe);
     cmd.arg0(&args[0])
         .args(&args[1..])
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)));
-    let child = cmd.spawn().map_err(|source| SuperviseError::Spawn {
+    let spawned = cmd.spawn();
+    // frona's copy of the write end goes, so that the helper's exit reads as end of file.
+    let started = pipe.map(|(reader, _writer)| Started(reader));
+    let child = spawned.map_err(|source| SuperviseError::Spawn {
         program: "frona __init".into(),
         source,
     })?;
-    on_spawn(child.id() as i32);
-    relay(&set, Pid::from_raw(child.id() as i32), false)
+    events.spawned(child.id() as i32, started);
+    relay(&set, Pid::from_raw(child.id() as i32), false, events)
+}
+
+/// The helper's side of [`Started`]: takes the inherited write end `fd` and marks it
+/// close-on-exec, so that neither the agent nor anything it starts inherits it.
+#[allow(unsafe_code)]
+pub fn take_started_fd(fd: RawFd) -> Result<OwnedFd, SuperviseError> {
+    use std::os::fd::FromRawFd as _;
+    let bad = || SuperviseError::StartPipe(io::Error::from_raw_os_error(libc::EBADF));
+    if fd <= libc::STDERR_FILENO {
+        return Err(bad());
+    }
+    // SAFETY: F_SETFD takes no pointer; on a descriptor that is not open it fails with EBADF.
+    let open = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
+    if !open {
+        return Err(bad());
+    }
+    // SAFETY: the descriptor is open (checked above) and owned by nothing else in this
+    // process: frona passed it on the command line for this helper alone.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
 /// Forwards process-sent signals to `child` until it exits; returns its shell status. With
 /// `parent_death`, frona's death kills the child (and with it the pid namespace it leads).
-fn relay(set: &SignalSet, child: Pid, parent_death: bool) -> Result<i32, SuperviseError> {
+fn relay(
+    set: &SignalSet,
+    child: Pid,
+    parent_death: bool,
+    events: &mut dyn Events,
+) -> Result<i32, SuperviseError> {
     loop {
         match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
             Ok(status) => {
@@ -178,6 +265,9 @@ fn relay(set: &SignalSet, child: Pid, parent_death: bool) -> Result<i32, Supervi
                 from_kernel: false,
                 ..
             }) if signo != libc::SIGCHLD => {
+                if signo == libc::SIGTERM {
+                    events.stopping();
+                }
                 if let Some(signal) = signal_from(signo) {
                     signal_one(child, signal);
                 }
@@ -187,21 +277,54 @@ fn relay(set: &SignalSet, child: Pid, parent_death: bool) -> Result<i32, Supervi
     }
 }
 
+/// Marks every descriptor above stderr close-on-exec. The helper is single-threaded, so none
+/// can appear meanwhile; the directory listing's own descriptor is gone before the loop.
+#[allow(unsafe_code)]
+fn close_inherited_on_exec() {
+    let listing = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    let fds: Vec<RawFd> = std::fs::read_dir(listing)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > libc::STDERR_FILENO)
+        .collect();
+    for fd in fds {
+        // SAFETY: F_SETFD takes no pointer; a descriptor that is no longer open (the
+        // listing's) answers EBADF, which is ignored.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// The helper's own events: none are reported further up.
+struct Silent;
+
+impl Events for Silent {
+    fn spawned(&mut self, _pid: i32, _started: Option<Started>) {}
+}
+
 /// The init helper's side: enters the agent's namespaces, isolates and runs the agent to
-/// completion, and returns its status.
+/// completion, and returns its status. `started` (from [`take_started_fd`]) gets one byte once
+/// the agent's `execve` succeeded. The agent gets stdin, stdout and stderr only: every other
+/// descriptor the helper inherited (sockets systemd passed to frona with `LISTEN_FDS`, a
+/// directory a caller left open, which would reach past the mount masks) is closed at its exec.
 ///
 /// With a pid namespace the helper forks once: the child is PID 1 of the new namespace and
 /// supervises the agent; the helper relays signals to it and dies with frona (and PID 1's
 /// death ends everything in the namespace). Under `best-effort`, a kernel that refuses the
 /// namespaces gets a plan without them.
 #[allow(unsafe_code)]
-pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
+pub fn run_init(config: &InitConfig, started: Option<OwnedFd>) -> Result<i32, SuperviseError> {
     let mut watched = vec![libc::SIGCHLD, libc::SIGALRM];
     watched.extend_from_slice(FORWARDED_SIGNALS);
     #[cfg(target_os = "linux")]
     watched.push(signals::parent_died());
     let set = SignalSet::of(&watched);
     set.block().map_err(SuperviseError::Signals)?;
+    close_inherited_on_exec();
     platform::tie_to_parent(config.parent)?;
     platform::set_name();
 
@@ -220,23 +343,28 @@ pub fn run_init(config: &InitConfig) -> Result<i32, SuperviseError> {
     // The id maps are written; from here on nobody else may read this process.
     crate::hardening::harden_self().map_err(SuperviseError::Hardening)?;
     if plan.namespaces.pid {
-        let alive = nix::unistd::pipe().map_err(|e| SuperviseError::Signals(e.into()))?;
+        // Close-on-exec, like every descriptor here: the agent must not hold PID 1's end.
+        let alive = io::pipe()
+            .map(|(read, write)| (OwnedFd::from(read), OwnedFd::from(write)))
+            .map_err(SuperviseError::Signals)?;
         // SAFETY: the helper is single-threaded, so the child may run any code.
         match unsafe { nix::unistd::fork() }.map_err(|e| SuperviseError::Signals(e.into()))? {
             ForkResult::Parent { child } => {
                 drop(alive.0);
-                let status = relay(&set, child, true);
+                // PID 1 holds the only other copy: its exit reads as end of file in frona.
+                drop(started);
+                let status = relay(&set, child, true, &mut Silent);
                 drop(alive.1);
                 return status;
             }
             ForkResult::Child => {
                 drop(alive.1);
                 platform::tie_to_forking_parent(&alive.0)?;
-                return supervise_agent(&set, &plan, config, 0);
+                return supervise_agent(&set, &plan, config, 0, started);
             }
         }
     }
-    supervise_agent(&set, &plan, config, config.parent)
+    supervise_agent(&set, &plan, config, config.parent, started)
 }
 
 /// Applies the init-side isolation, starts the agent and supervises it. Signals are obeyed
@@ -246,9 +374,15 @@ fn supervise_agent(
     plan: &Plan,
     config: &InitConfig,
     trusted: i32,
+    started: Option<OwnedFd>,
 ) -> Result<i32, SuperviseError> {
     isolation::apply_in_init(plan)?;
     let agent = spawn_agent(&config.command, plan)?;
+    // `spawn` returns once the agent's `execve` succeeded. If frona is gone the write fails,
+    // and the parent-death signal ends us anyway.
+    if let Some(fd) = started {
+        let _ = nix::unistd::write(&fd, b"1");
+    }
     let mut reaper = Reaper::new(agent);
     let mut kill_at: Option<Instant> = None;
     let mut killed = false;

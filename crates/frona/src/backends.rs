@@ -1,5 +1,6 @@
 //! Building the backends' configuration from flags, frona's environment and the config file
-//! (in that order of precedence). Tokens and client secrets come from the environment or from
+//! (in that order of precedence), then the systemd credentials of frona's unit
+//! (`systemd::credentials`). Tokens and client secrets come from the environment or from
 //! files, never from the command line.
 
 #[allow(unused_imports)]
@@ -18,6 +19,7 @@ use crate::dirs;
 #[allow(unused_imports)]
 use crate::env_vars::*;
 use crate::failure::Failure;
+use crate::systemd::credentials as creds;
 
 fn env_secret(env: &EnvSnapshot, name: &str) -> Option<Secret> {
     env.get(name)
@@ -47,7 +49,7 @@ fn secret_from(
     file.map(|path| {
         secret_from_file(path).map_err(|e| {
             Failure::from_error(&e).with_hint(format!(
-                "check the file `{}` named in frona's config",
+                "check the file `{}` (named by a flag, frona's config or a systemd credential)",
                 path.display()
             ))
         })
@@ -55,16 +57,25 @@ fn secret_from(
     .transpose()
 }
 
-/// The local store's location and key.
-pub fn local_config(env: &EnvSnapshot) -> LocalConfig {
-    LocalConfig {
+/// The local store's location and key: `FRONA_MASTER_KEY` (else the `frona-master-key`
+/// systemd credential), `FRONA_PASSPHRASE` (else `frona-passphrase`), else the key file.
+pub fn local_config(env: &EnvSnapshot) -> Result<LocalConfig, Failure> {
+    Ok(LocalConfig {
         store: dirs::data_dir(env).join("secrets.json"),
         key: KeyInput {
-            master_key: env_secret(env, FRONA_MASTER_KEY),
-            passphrase: env_secret(env, FRONA_PASSPHRASE),
+            master_key: secret_from(
+                env,
+                &[FRONA_MASTER_KEY],
+                creds::file(env, creds::MASTER_KEY).as_ref(),
+            )?,
+            passphrase: secret_from(
+                env,
+                &[FRONA_PASSPHRASE],
+                creds::file(env, creds::PASSPHRASE).as_ref(),
+            )?,
             key_file: dirs::config_dir(env).join("master.key"),
         },
-    }
+    })
 }
 
 /// Vault: address from `--vault-addr`, `VAULT_ADDR` or the config file; a token from
@@ -88,13 +99,29 @@ fn vault(
     let token_file = args.and_then(|a| a.vault_token_file.as_ref());
     let token = match token_file {
         Some(path) => secret_from(env, &[], Some(path))?,
-        None => secret_from(env, &[VAULT_TOKEN], section.token_file.as_ref())?,
+        None => secret_from(
+            env,
+            &[VAULT_TOKEN],
+            section
+                .token_file
+                .clone()
+                .or_else(|| creds::file(env, creds::VAULT_TOKEN))
+                .as_ref(),
+        )?,
     };
     let auth = match token {
         Some(token) => VaultAuth::Token(token),
         None => {
             let role_id = env_text(env, &[VAULT_ROLE_ID]).or_else(|| section.role_id.clone());
-            let secret_id = secret_from(env, &[VAULT_SECRET_ID], section.secret_id_file.as_ref())?;
+            let secret_id = secret_from(
+                env,
+                &[VAULT_SECRET_ID],
+                section
+                    .secret_id_file
+                    .clone()
+                    .or_else(|| creds::file(env, creds::VAULT_SECRET_ID))
+                    .as_ref(),
+            )?;
             match role_id.zip(secret_id) {
                 Some((role_id, secret_id)) => VaultAuth::AppRole {
                     mount: "approle".into(),
@@ -222,7 +249,11 @@ fn onepassword(
     let token = secret_from(
         env,
         &[ONEPASSWORD_TOKEN, "OP_CONNECT_TOKEN"],
-        section.token_file.as_ref(),
+        section
+            .token_file
+            .clone()
+            .or_else(|| creds::file(env, creds::ONEPASSWORD_TOKEN))
+            .as_ref(),
     )?;
     Ok(host
         .zip(token)
@@ -249,7 +280,11 @@ fn infisical(
     let Some(client_secret) = secret_from(
         env,
         &[INFISICAL_CLIENT_SECRET],
-        section.client_secret_file.as_ref(),
+        section
+            .client_secret_file
+            .clone()
+            .or_else(|| creds::file(env, creds::INFISICAL_CLIENT_SECRET))
+            .as_ref(),
     )?
     else {
         return Ok(None);
@@ -265,17 +300,24 @@ fn infisical(
     }))
 }
 
+/// How long a backend may take: the flag, else `backends.timeout`, else 5 s.
+pub fn backend_timeout(file: &ConfigFile, args: Option<&BackendArgs>) -> std::time::Duration {
+    args.and_then(|a| a.backend_timeout)
+        .or(file.backends.timeout.map(|t| t.0))
+        .unwrap_or(Limits::default().timeout)
+}
+
 /// Every backend frona can reach with these flags, this environment and the config file.
 pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backends, Failure> {
     #[allow(unused_variables)]
-    let file = crate::config_file::load(&dirs::config_dir(env))?;
-    let mut limits = Limits::default();
-    if let Some(args) = args {
-        limits.timeout = args.backend_timeout;
-    }
+    let file = crate::config::load(env)?.file;
+    let limits = Limits {
+        timeout: backend_timeout(&file, args),
+        ..Limits::default()
+    };
     Ok(Backends::new(BackendsConfig {
         limits,
-        local: local_config(env),
+        local: local_config(env)?,
         #[cfg(feature = "vault")]
         vault: vault(env, &file, args)?,
         #[cfg(feature = "aws")]
@@ -288,5 +330,7 @@ pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backend
         onepassword: onepassword(env, &file)?,
         #[cfg(feature = "infisical")]
         infisical: infisical(env, &file)?,
+        systemd_creds: creds::directory(env)
+            .map(|dir| frona_backends::systemd_creds::SystemdCredsConfig { dir }),
     }))
 }

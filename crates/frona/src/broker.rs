@@ -27,10 +27,13 @@ pub struct RunningBroker {
     pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
     control: PathBuf,
+    broker: std::sync::Arc<frona_broker::server::Broker>,
 }
 
 impl Drop for RunningBroker {
+    /// At the end of `frona run`: audit records still queued reach the log, the sockets go.
     fn drop(&mut self) {
+        self.broker.finish();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.control);
     }
@@ -115,6 +118,7 @@ pub fn build(
         )
     })?;
     let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
+    let config = crate::config::load(env)?;
     let mut backends = crate::backends::backends(env, None)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -146,7 +150,12 @@ pub fn build(
         agent_root: std::sync::Arc::clone(&agent_root),
         tool_env,
         tool_launcher,
-        cache_ttl: Duration::from_secs(60),
+        cache_ttl: config
+            .file
+            .run
+            .cache_ttl
+            .map_or(Duration::from_secs(60), |t| t.0),
+        backend_timeout: crate::backends::backend_timeout(&config.file, None),
         proxy_cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
     })
     .map_err(|e| Failure::from_error(&e))?;
@@ -201,9 +210,10 @@ pub fn start(
         .name("frona-control".into())
         .spawn(move || frona_broker::control::serve(for_control, control_listener))
         .map_err(|e| Failure::from_error(&e))?;
+    let serving = std::sync::Arc::clone(&broker);
     std::thread::Builder::new()
         .name("frona-broker".into())
-        .spawn(move || broker.serve(listener))
+        .spawn(move || serving.serve(listener))
         .map_err(|e| Failure::from_error(&e))?;
     Ok(RunningBroker {
         agent_root,
@@ -211,5 +221,6 @@ pub fn start(
         proxy,
         dir,
         control,
+        broker,
     })
 }

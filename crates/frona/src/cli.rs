@@ -13,8 +13,13 @@ Exit status:
   77 `frona tool`/`frona issue`: the broker refused the call.
 
 Environment:
-  FRONA_LOG  log level on stderr (error, warn, info, debug, trace; default warn)
-  NO_COLOR   disable colour";
+  FRONA_LOG         log level on stderr (error, warn, info, debug, trace; default warn)
+  FRONA_LOG_FORMAT  `text` (default) or `json`: one JSON object per log line
+  NO_COLOR          disable colour
+
+Configuration: flags win over FRONA_* variables, then the project file (.frona/config.yaml),
+the user file ($XDG_CONFIG_HOME/frona/config.yaml), the system file (/etc/frona/config.yaml).
+`frona config show` prints every value and where it came from.";
 
 /// Run AI agents without ambient credentials.
 #[derive(Debug, Parser)]
@@ -84,6 +89,18 @@ pub enum Command {
     /// Check, test and explain policies.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// Show the effective configuration and where each value came from.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script, e.g.
+    /// `frona completions bash > ~/.local/share/bash-completion/completions/frona`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the frona(1) manual page (roff), e.g. `frona man | man -l -`.
+    Man,
     /// Internal: the supervisor that runs inside the agent's session. Not for direct use.
     #[command(name = "__init", hide = true)]
     Init(InitArgs),
@@ -105,8 +122,8 @@ pub struct RunArgs {
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub agent: String,
 
-    /// The policy directory for the broker (default: $XDG_CONFIG_HOME/frona/policies). The
-    /// broker starts only when this directory exists.
+    /// The policy directory for the broker (default: `run.policy` in the config, else
+    /// $XDG_CONFIG_HOME/frona/policies). The broker starts only when this directory exists.
     #[arg(long, value_name = "DIR")]
     pub policy: Option<PathBuf>,
 
@@ -165,14 +182,16 @@ pub struct IsolationArgs {
     pub fs_write: Vec<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum IsolationArg {
     Required,
     BestEffort,
     Off,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum NetArg {
     Host,
     None,
@@ -206,6 +225,45 @@ pub struct AuditArgs {
     /// Only records at or after this time (RFC 3339).
     #[arg(long)]
     pub since: Option<String>,
+    /// Print JSON: one record per line; for `verify`, one object.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting, its value and its source: flag, env NAME, project, user or system
+    /// file, or default. Secret-bearing values print as `<set>`.
+    Show(ConfigShowArgs),
+}
+
+/// `frona run`'s flags that have config defaults, so that `config show` can show a flag
+/// winning.
+#[derive(Debug, Args)]
+pub struct ConfigShowArgs {
+    #[command(flatten)]
+    pub env: EnvArgs,
+
+    #[command(flatten)]
+    pub isolation: IsolationArgs,
+
+    /// As `frona run --quiet`.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// As `frona run --agent`.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub agent: String,
+
+    /// As `frona run --policy`.
+    #[arg(long, value_name = "DIR")]
+    pub policy: Option<PathBuf>,
+
+    /// As `frona run --stop-timeout`.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+
+    /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
 }
@@ -254,7 +312,8 @@ pub struct CallArgs {
     /// The agent id whose policies and scopes apply (outside `frona run`).
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub agent: String,
-    /// The policy directory (outside `frona run`; default: $XDG_CONFIG_HOME/frona/policies).
+    /// The policy directory (outside `frona run`; default: `run.policy` in the config, else
+    /// $XDG_CONFIG_HOME/frona/policies).
     #[arg(long, value_name = "DIR")]
     pub policy: Option<PathBuf>,
     /// The upstream URL, `https://host/path?query`, covered by a registered route.
@@ -265,7 +324,8 @@ pub struct CallArgs {
 pub enum PolicyCommand {
     /// Parse and validate every policy file of a directory; errors give file:line:column.
     Check {
-        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        /// The policy directory (default: `run.policy` in the config, else
+        /// $XDG_CONFIG_HOME/frona/policies).
         dir: Option<PathBuf>,
         #[arg(long)]
         json: bool,
@@ -274,7 +334,8 @@ pub enum PolicyCommand {
     Test {
         /// The cases file.
         file: PathBuf,
-        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        /// The policy directory (default: `run.policy` in the config, else
+        /// $XDG_CONFIG_HOME/frona/policies).
         #[arg(long)]
         policy: Option<PathBuf>,
         #[arg(long)]
@@ -301,7 +362,8 @@ pub enum PolicyCommand {
         /// The time of the call, RFC 3339 (default: now).
         #[arg(long)]
         at: Option<String>,
-        /// The policy directory (default: $XDG_CONFIG_HOME/frona/policies).
+        /// The policy directory (default: `run.policy` in the config, else
+        /// $XDG_CONFIG_HOME/frona/policies).
         #[arg(long)]
         policy: Option<PathBuf>,
         #[arg(long)]
@@ -328,9 +390,10 @@ pub enum SecretCommand {
 /// How to reach the backends; shared by the `credential` subcommands.
 #[derive(Debug, Args)]
 pub struct BackendArgs {
-    /// Per-request timeout for network backends.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    pub backend_timeout: Duration,
+    /// How long a backend may take to answer, retries included [default: `backends.timeout`
+    /// from the config, else 5s].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    pub backend_timeout: Option<Duration>,
 
     /// Vault's address (default: VAULT_ADDR).
     #[arg(long, global = true, value_name = "URL")]
@@ -415,7 +478,7 @@ pub struct RegisterArgs {
     /// The credential's name (letters, digits, `.`, `_`, `-`).
     #[arg(long)]
     pub name: String,
-    /// local, vault, aws, gcp, azure, onepassword or infisical.
+    /// local, vault, aws, gcp, azure, onepassword, infisical or systemd-creds.
     #[arg(long)]
     pub backend: String,
     /// The secret's path or name in the backend.
@@ -445,7 +508,8 @@ pub struct RegisterArgs {
     pub inject: Option<String>,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum EnvModeArg {
     /// Pass everything except credentials.
     Default,
@@ -478,6 +542,9 @@ pub struct InitArgs {
     /// The isolation plan, as JSON.
     #[arg(long)]
     pub plan: String,
+    /// A pipe to frona, written once the agent started (for systemd's READY=1).
+    #[arg(long)]
+    pub started_fd: Option<i32>,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
 }

@@ -2,6 +2,8 @@
 
 mod audit;
 mod call;
+mod completions;
+mod config;
 mod control;
 mod credential;
 mod doctor;
@@ -15,19 +17,48 @@ mod tool;
 pub use policy::read_dir as read_policy_dir;
 pub use run::self_exe;
 
+use clap::ArgMatches;
 use frona_sandbox::EnvSnapshot;
 
 use crate::cli::{
-    Cli, Command, EnvArgs, EnvCommand, EnvModeArg, IsolationArg, IsolationArgs, NetArg,
+    Cli, Command, ConfigCommand, EnvArgs, EnvCommand, EnvModeArg, IsolationArg, IsolationArgs,
+    NetArg,
 };
+use crate::config::Given;
 use crate::failure::Failure;
 
-/// Runs the chosen subcommand and returns the process exit status.
-pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
+/// The matches of the subcommand at `path` (`["env", "check"]`), to tell given flags from
+/// defaults.
+fn sub<'a>(matches: &'a ArgMatches, path: &[&str]) -> Given<'a> {
+    Given(
+        path.iter()
+            .try_fold(matches, |m, name| m.subcommand_matches(name)),
+    )
+}
+
+/// Runs the chosen subcommand and returns the process exit status. Commands that act as
+/// `frona run` would (`run`, `env check`, `doctor`) take the flags they were not given from
+/// the configuration.
+pub fn dispatch(cli: Cli, matches: &ArgMatches, env: EnvSnapshot) -> Result<i32, Failure> {
     match cli.command {
-        Command::Run(args) => run::run(args, env),
-        Command::Env(EnvCommand::Check(args)) => env::check(&args, &env),
-        Command::Doctor(args) => doctor::doctor(&args, &env),
+        Command::Run(mut args) => {
+            crate::config::load(&env)?.apply_run(sub(matches, &["run"]), &mut args);
+            run::run(args, env)
+        }
+        Command::Env(EnvCommand::Check(mut args)) => {
+            crate::config::load(&env)?.apply_env(sub(matches, &["env", "check"]), &mut args.env);
+            env::check(&args, &env)
+        }
+        Command::Doctor(mut args) => {
+            crate::config::load(&env)?
+                .apply_isolation(sub(matches, &["doctor"]), &mut args.isolation);
+            doctor::doctor(&args, &env)
+        }
+        Command::Config(ConfigCommand::Show(args)) => {
+            config::show(&args, sub(matches, &["config", "show"]), &env)
+        }
+        Command::Completions { shell } => completions::completions(shell),
+        Command::Man => completions::man(),
         Command::Secret(command) => secret::secret(command, &env),
         Command::Policy(command) => policy::policy(command, &env),
         Command::Tool(args) => tool::tool(args, &env),

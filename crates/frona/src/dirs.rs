@@ -1,5 +1,5 @@
 //! frona's own directories: configuration (registry, key file, config) and data (the local
-//! store). Both are hidden from the agent by `frona run`.
+//! store). Both are hidden from the agent by `frona run`. Also where the system config file is.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use frona_sandbox::EnvSnapshot;
 
-use crate::env_vars::{FRONA_CONFIG_DIR, FRONA_DATA_DIR, FRONA_STATE_DIR};
+use crate::env_vars::{FRONA_CONFIG_DIR, FRONA_DATA_DIR, FRONA_STATE_DIR, FRONA_SYSTEM_CONFIG};
 
 fn env_path(env: &EnvSnapshot, name: &str) -> Option<PathBuf> {
     env.get(name)
@@ -15,7 +15,8 @@ fn env_path(env: &EnvSnapshot, name: &str) -> Option<PathBuf> {
         .map(|v| PathBuf::from(OsStr::from_bytes(v)))
 }
 
-fn home(env: &EnvSnapshot) -> PathBuf {
+/// `$HOME`, else `/`.
+pub fn home(env: &EnvSnapshot) -> PathBuf {
     env_path(env, "HOME").unwrap_or_else(|| PathBuf::from("/"))
 }
 
@@ -24,6 +25,11 @@ pub fn config_dir(env: &EnvSnapshot) -> PathBuf {
     env_path(env, FRONA_CONFIG_DIR)
         .or_else(|| env_path(env, "XDG_CONFIG_HOME").map(|d| d.join("frona")))
         .unwrap_or_else(|| home(env).join(".config/frona"))
+}
+
+/// The system config file: `FRONA_SYSTEM_CONFIG`, else `/etc/frona/config.yaml`.
+pub fn system_config_file(env: &EnvSnapshot) -> PathBuf {
+    env_path(env, FRONA_SYSTEM_CONFIG).unwrap_or_else(|| PathBuf::from("/etc/frona/config.yaml"))
 }
 
 /// `FRONA_DATA_DIR`, else `$XDG_DATA_HOME/frona`, else `~/.local/share/frona`.

@@ -2,6 +2,13 @@
 //!
 //! - `FRONA_LOG`: log level for frona's own diagnostics on stderr (`error`, `warn` (default),
 //!   `info`, `debug`, `trace`).
+//! - `FRONA_LOG_FORMAT`: `text` (default) or `json` (one JSON object per line, from
+//!   tracing-subscriber's JSON formatter: `timestamp`, `level`, `fields.message`, `target`).
+//! - `FRONA_SYSTEM_CONFIG`: the system config file (default `/etc/frona/config.yaml`), for
+//!   packagers and tests.
+//! - `FRONA_ISOLATION`, `FRONA_NET`, `FRONA_ENV_MODE`, `FRONA_STOP_TIMEOUT`, `FRONA_CACHE_TTL`, `FRONA_QUIET`
+//!   (`1`/`true`/`yes` or `0`/`false`/`no`), `FRONA_AGENT`, `FRONA_POLICY`: the `run:` settings
+//!   of the config file; they win over every config file and lose to flags (see `config`).
 //! - `NO_COLOR`: when set (to anything), frona's output carries no ANSI colour.
 //! - Stripped from the agent: names matching
 //!   [`frona_sandbox::scrub::CREDENTIAL_NAME_PATTERNS`], values recognised by
@@ -28,9 +35,37 @@
 //!   `_CLIENT_SECRET`, `_PROJECT_ID`, `_ENVIRONMENT` (default `dev`): Infisical universal auth.
 //! - `HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `TMPDIR`:
 //!   where frona's directories and the agent's writable places are.
+//! - `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`: systemd's notify socket and watchdog;
+//!   `frona run` reports readiness, status and liveness there (`systemd::notify`).
+//! - `CREDENTIALS_DIRECTORY`: systemd's credentials for frona's unit: the `systemd-creds`
+//!   backend reads them, frona's bootstrap secrets default to them (`systemd::credentials`),
+//!   and `frona run` hides the directory from the agent.
+//! - Stripped from the agent as service-manager plumbing, in every mode:
+//!   [`frona_sandbox::scrub::SERVICE_MANAGER_VARS`] (the four above, `LISTEN_FDS`,
+//!   `LISTEN_PID`, `LISTEN_FDNAMES`, `FDSTORE`, `SYSTEMD_EXEC_PID`, `MANAGERPID`).
 
 /// Log level for frona's own diagnostics.
 pub const FRONA_LOG: &str = "FRONA_LOG";
+/// `json` for one JSON object per log line.
+pub const FRONA_LOG_FORMAT: &str = "FRONA_LOG_FORMAT";
+/// Overrides the system config file's path.
+pub const FRONA_SYSTEM_CONFIG: &str = "FRONA_SYSTEM_CONFIG";
+/// `run.isolation`.
+pub const FRONA_ISOLATION: &str = "FRONA_ISOLATION";
+/// `run.net`.
+pub const FRONA_NET: &str = "FRONA_NET";
+/// `run.env_mode`.
+pub const FRONA_ENV_MODE: &str = "FRONA_ENV_MODE";
+/// `run.stop_timeout`.
+pub const FRONA_STOP_TIMEOUT: &str = "FRONA_STOP_TIMEOUT";
+/// `run.cache_ttl`.
+pub const FRONA_CACHE_TTL: &str = "FRONA_CACHE_TTL";
+/// `run.quiet`.
+pub const FRONA_QUIET: &str = "FRONA_QUIET";
+/// `run.agent`.
+pub const FRONA_AGENT: &str = "FRONA_AGENT";
+/// `run.policy`.
+pub const FRONA_POLICY: &str = "FRONA_POLICY";
 /// Disables colour when set (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 /// Overrides frona's configuration directory.
@@ -62,3 +97,11 @@ pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";
 /// The HTTP credential proxy's socket, set in the agent's environment.
 pub const FRONA_PROXY: &str = "FRONA_PROXY";
+/// systemd's notify socket (`Type=notify`).
+pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
+/// systemd's watchdog timeout, in microseconds.
+pub const WATCHDOG_USEC: &str = "WATCHDOG_USEC";
+/// The process the watchdog timeout is meant for.
+pub const WATCHDOG_PID: &str = "WATCHDOG_PID";
+/// Where systemd put the unit's credentials.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";

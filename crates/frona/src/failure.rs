@@ -1,5 +1,6 @@
-//! Turning errors into what the user sees: the whole cause chain, lowercase, a `hint:` when
-//! there is something to do, and the documented exit status.
+//! Turning errors into what the user sees: the whole cause chain, lowercase, names in
+//! backticks, a `hint:` when there is something to do, and the documented exit status.
+//! Messages never carry control characters to the terminal.
 
 use std::error::Error;
 use std::process::ExitCode;
@@ -40,12 +41,30 @@ impl Failure {
 
     /// Prints to stderr and returns the exit status.
     pub fn report(self) -> ExitCode {
-        eprintln!("frona: {}", self.message);
+        eprintln!("frona: {}", printable(&self.message));
         if let Some(hint) = &self.hint {
-            eprintln!("  hint: {hint}");
+            eprintln!("  hint: {}", printable(hint));
         }
         ExitCode::from(u8::try_from(self.code).unwrap_or(u8::MAX))
     }
+}
+
+/// `text` with control characters escaped: messages quote file names, config values and
+/// answers from servers, any of which could carry terminal escape sequences.
+fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
 }
 
 /// clap's own output for `--help`/`--version` (status 0) and usage errors (status 125, as
@@ -56,5 +75,16 @@ pub fn clap_exit(err: &clap::Error) -> ExitCode {
         ExitCode::from(EXIT_FRONA_ERROR as u8)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("plain `x`"), "plain `x`");
+        assert_eq!(printable("a\x1b[31mred\nb"), "a\\u{1b}[31mred\\nb");
     }
 }

@@ -1,25 +1,21 @@
 //! `frona`: run AI agents without ambient credentials. The binary is thin: argument parsing,
 //! one module per subcommand, and turning library errors into messages and exit codes.
 
-/// glibc's allocator spends much of the broker's time on arena locks when records and
-/// buffers are freed on another thread than they were made on (measured with `perf`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 mod backends;
 mod broker;
 mod cli;
 mod cmd;
+mod config;
 mod config_file;
 mod dirs;
 mod env_vars;
 mod failure;
 mod logging;
 mod prompt;
+mod systemd;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use frona_sandbox::EnvSnapshot;
 
 fn main() -> ExitCode {
@@ -30,12 +26,18 @@ fn main() -> ExitCode {
         return failure::Failure::from_error(&err).report();
     }
     let env = EnvSnapshot::capture();
-    let cli = match cli::Cli::try_parse() {
+    // The matches are kept to tell flags given on the command line from clap's defaults, which
+    // the configuration may replace.
+    let matches = match <cli::Cli as clap::CommandFactory>::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(err) => return failure::clap_exit(&err),
+    };
+    let cli = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(err) => return failure::clap_exit(&err),
     };
     logging::init(&env);
-    let code = match cmd::dispatch(cli, env) {
+    let code = match cmd::dispatch(cli, &matches, env) {
         Ok(code) => code,
         Err(failure) => return failure.report(),
     };

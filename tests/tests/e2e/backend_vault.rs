@@ -25,6 +25,13 @@ pub struct State {
     revoked_leases: Vec<String>,
 }
 
+impl State {
+    /// Stores a new version of KV secret `key`.
+    pub fn kv_insert(&mut self, key: &str, data: Value) {
+        self.kv.entry(key.into()).or_default().push(data);
+    }
+}
+
 fn envelope(data: Value) -> Value {
     json!({"request_id": "r", "lease_id": "", "lease_duration": 0, "renewable": false, "data": data, "warnings": null})
 }

@@ -6,9 +6,13 @@ mod backend_gcp;
 mod backend_vault;
 mod backends_rest;
 mod broker;
+mod cli;
+mod config;
 mod credentials;
 mod fake_http;
+mod faults;
 mod http_proxy;
+mod load;
 mod moto;
 mod run_env;
 #[cfg(target_os = "linux")]
@@ -16,3 +20,5 @@ mod run_isolation;
 mod run_supervise;
 mod run_tty;
 mod support;
+#[cfg(target_os = "linux")]
+mod systemd;

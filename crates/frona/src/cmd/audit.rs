@@ -1,6 +1,9 @@
-//! `frona audit [verify]`: the broker's audit log, verified before it is shown.
+//! `frona audit [verify]`: the broker's audit log, verified before it is shown. With `--json`
+//! the records print as they are stored (one JSON object per line), and `verify` prints one
+//! object: `path`, `intact`, then `records` or `error`.
 
 use frona_sandbox::EnvSnapshot;
+use serde_json::json;
 
 use crate::cli::{AuditArgs, AuditCommand};
 use crate::failure::Failure;
@@ -12,9 +15,23 @@ pub fn audit(args: AuditArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
     let path = crate::dirs::state_dir(env).join("audit.jsonl");
     match args.command {
         Some(AuditCommand::Verify) => match frona_broker::audit::verify(&path) {
+            Ok(head) if args.json => {
+                println!(
+                    "{}",
+                    json!({"path": path, "records": head.records, "intact": true})
+                );
+                Ok(0)
+            }
             Ok(head) => {
                 println!("{}: {} records, chain intact", path.display(), head.records);
                 Ok(0)
+            }
+            Err(e) if args.json => {
+                println!(
+                    "{}",
+                    json!({"path": path, "intact": false, "error": frona_sandbox::error_chain(&e)})
+                );
+                Ok(TAMPERED)
             }
             Err(e) => Err(Failure::from_error(&e).with_code(TAMPERED)),
         },
@@ -22,12 +39,17 @@ pub fn audit(args: AuditArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             let since = args
                 .since
                 .map(|t| {
-                    t.parse::<jiff::Timestamp>()
-                        .map_err(|e| Failure::new(125, format!("`{t}`: {e}")))
+                    t.parse::<jiff::Timestamp>().map_err(|e| {
+                        Failure::new(125, format!("`{t}` is not an RFC 3339 time: {e}"))
+                            .with_hint("e.g. --since 2025-06-02T00:00:00Z")
+                    })
                 })
                 .transpose()?;
-            let records = frona_broker::audit::read(&path)
-                .map_err(|e| Failure::from_error(&e).with_code(TAMPERED))?;
+            let records = frona_broker::audit::read(&path).map_err(|e| {
+                Failure::from_error(&e)
+                    .with_code(TAMPERED)
+                    .with_hint("`frona audit verify` says whether the log was changed")
+            })?;
             for record in records {
                 let time = record["time"]
                     .as_str()

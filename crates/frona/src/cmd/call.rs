@@ -79,10 +79,7 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             })
         }
         None => {
-            let policy_dir = args
-                .policy
-                .clone()
-                .unwrap_or_else(|| crate::dirs::config_dir(env).join("policies"));
+            let policy_dir = crate::config::load(env)?.policy_dir(args.policy.clone(), env);
             if !policy_dir.is_dir() {
                 return Err(Failure::new(
                     125,
@@ -92,7 +89,7 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             }
             let (broker, _) =
                 crate::broker::build(env, &args.agent, &policy_dir, Vec::new(), None)?;
-            broker.runtime().block_on(async {
+            let status = broker.runtime().block_on(async {
                 let (parts, body) = broker.proxy(request, None).await.into_parts();
                 Answer {
                     status: parts.status,
@@ -101,7 +98,10 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
                 }
                 .play(args.include)
                 .await
-            })
+            });
+            // The outcome record is queued, not waited for: it must be on disk before exit.
+            broker.finish();
+            status
         }
     }
 }

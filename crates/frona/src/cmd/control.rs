@@ -61,7 +61,8 @@ pub fn approve(id: &str, lifetime: &str, env: &EnvSnapshot) -> Result<i32, Failu
 pub fn deny(id: &str, reason: Option<String>, env: &EnvSnapshot) -> Result<i32, Failure> {
     match ask_all(env, &json!({"op": "deny", "id": id, "reason": reason}))? {
         Some(_) => Ok(0),
-        None => Err(Failure::new(1, "no frona broker is running")),
+        None => Err(Failure::new(1, "no frona broker is running")
+            .with_hint("approvals are answered while `frona run` waits")),
     }
 }
 

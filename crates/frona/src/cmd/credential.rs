@@ -132,7 +132,8 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             let credential = resolve(&registry, &name, agent.as_deref())?;
             let mut backends = backends(env, Some(&backend))?;
             let new_value = match credential.backend {
-                BackendKind::Aws => None,
+                // AWS rotates by itself; systemd credentials are read-only (an error, unprompted).
+                BackendKind::Aws | BackendKind::SystemdCreds => None,
                 _ => Some(crate::prompt::read_secret(&format!(
                     "new value for `{name}`"
                 ))?),

@@ -1,12 +1,18 @@
 //! `frona __init`: the supervisor process between frona and the agent (see
 //! `frona_sandbox::supervise`). Its environment is already the agent's.
 
-use frona_sandbox::supervise::{InitConfig, SuperviseError, run_init};
+use frona_sandbox::supervise::{InitConfig, SuperviseError, run_init, take_started_fd};
 
 use crate::cli::InitArgs;
 use crate::failure::Failure;
 
 pub fn init(args: InitArgs) -> Result<i32, Failure> {
+    // First: the pipe reporting the agent's start is marked close-on-exec before anything else.
+    let started = args
+        .started_fd
+        .map(take_started_fd)
+        .transpose()
+        .map_err(|e| Failure::from_error(&e))?;
     let plan = serde_json::from_str(&args.plan).map_err(|e| {
         Failure::from_error(&e).with_hint("`frona __init` is started by `frona run`, not by hand")
     })?;
@@ -16,7 +22,7 @@ pub fn init(args: InitArgs) -> Result<i32, Failure> {
         plan,
         command: args.command,
     };
-    run_init(&config).map_err(|err| {
+    run_init(&config, started).map_err(|err| {
         let failure = Failure::from_error(&err).with_code(err.exit_code());
         match &err {
             SuperviseError::NotFound { .. } => failure.with_hint(

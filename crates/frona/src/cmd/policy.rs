@@ -48,8 +48,9 @@ fn load(dir: &Path) -> Result<PolicySet, Failure> {
     })
 }
 
-fn policy_dir(given: Option<PathBuf>, env: &EnvSnapshot) -> PathBuf {
-    given.unwrap_or_else(|| crate::dirs::config_dir(env).join("policies"))
+/// `given`, else the config's `run.policy`, else `$XDG_CONFIG_HOME/frona/policies`.
+fn policy_dir(given: Option<PathBuf>, env: &EnvSnapshot) -> Result<PathBuf, Failure> {
+    Ok(crate::config::load(env)?.policy_dir(given, env))
 }
 
 pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
@@ -58,7 +59,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
     };
     match command {
         PolicyCommand::Check { dir, json } => {
-            let dir = policy_dir(dir, env);
+            let dir = policy_dir(dir, env)?;
             let set = load(&dir)?;
             if json {
                 println!(
@@ -71,7 +72,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             Ok(0)
         }
         PolicyCommand::Test { file, policy, json } => {
-            let set = load(&policy_dir(policy, env))?;
+            let set = load(&policy_dir(policy, env)?)?;
             let text = std::fs::read_to_string(&file).map_err(|e| Failure::from_error(&e))?;
             let results =
                 frona_policy::testing::run_cases(&set, &file.display().to_string(), &text)
@@ -107,10 +108,11 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             policy,
             json,
         } => {
-            let set = load(&policy_dir(policy, env))?;
+            let set = load(&policy_dir(policy, env)?)?;
             let time = match at {
                 Some(text) => text.parse().map_err(|e| {
                     Failure::new(125, format!("`{text}` is not an RFC 3339 time: {e}"))
+                        .with_hint("e.g. --at 2025-06-02T10:00:00+02:00")
                 })?,
                 None => jiff::Timestamp::now(),
             };

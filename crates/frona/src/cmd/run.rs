@@ -1,26 +1,40 @@
-//! `frona run`: scrub the environment, plan the isolation, then start and supervise the agent.
+//! `frona run`: scrub the environment, plan the isolation, then start and supervise the agent,
+//! telling systemd how it goes when it runs as a `Type=notify` service.
 
 use frona_sandbox::EnvSnapshot;
 use frona_sandbox::environ::wipe_process_environ;
 use frona_sandbox::isolation::Facts;
-use frona_sandbox::scrub::scrub;
-use frona_sandbox::supervise::{InitConfig, SuperviseError, supervise_init};
+use frona_sandbox::scrub::{scrub, service_manager_var};
+use frona_sandbox::supervise::{Events, InitConfig, Started, SuperviseError, supervise_init};
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::systemd::notify::Notifier;
 
 pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     let options = args.env.scrub_options()?;
     let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
-    // on drop) is the only copy left.
-    wipe_process_environ(report.stripped().map(|(name, _)| name));
-    // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them.
+    // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
+    // reads NOTIFY_SOCKET there.
+    wipe_process_environ(
+        report
+            .stripped()
+            .map(|(name, _)| name)
+            .filter(|name| service_manager_var(name).is_none()),
+    );
+    // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them, and
+    // so are the credentials systemd loaded for frona's unit.
     let mut isolation = args.isolation;
     isolation
         .hide
         .extend([crate::dirs::config_dir(&env), crate::dirs::data_dir(&env)]);
     isolation.hide.push(crate::dirs::state_dir(&env));
+    // The system config file too, so that the agent cannot rewrite the next run's defaults.
+    isolation.hide.push(crate::dirs::system_config_file(&env));
+    isolation
+        .hide
+        .extend(crate::systemd::credentials::directory(&env));
     let plan = isolation.plan(&Facts::gather(&env))?;
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
@@ -53,6 +67,10 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         ));
         Some(broker)
     };
+    let mut notifier = args
+        .command
+        .first()
+        .and_then(|program| Notifier::from_env(&env, program, broker.is_some()));
     drop(env);
     if !args.quiet {
         if let Some(line) = report.summary_line() {
@@ -71,15 +89,48 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         plan,
         command: args.command,
     };
-    let agent_root = broker
-        .as_ref()
-        .map(|b| std::sync::Arc::clone(&b.agent_root));
-    let on_spawn = |pid: i32| {
-        if let Some(root) = &agent_root {
+    let mut events = RunEvents {
+        agent_root: broker
+            .as_ref()
+            .map(|b| std::sync::Arc::clone(&b.agent_root)),
+        notifier: notifier.as_mut(),
+    };
+    let status = supervise_init(&self_exe(), &agent_env, &config, &mut events);
+    if let Some(notifier) = &mut notifier {
+        notifier.stopping(&match &status {
+            Ok(code) => format!("agent exited with status {code}"),
+            Err(e) => format!("frona failed: {e}"),
+        });
+    }
+    status.map_err(|e| failure(&e))
+}
+
+/// What the supervisor reports: the init helper's pid opens the broker to the agent's tree;
+/// the agent's start and a stop request go to systemd.
+struct RunEvents<'a> {
+    agent_root: Option<std::sync::Arc<std::sync::atomic::AtomicI32>>,
+    notifier: Option<&'a mut Notifier>,
+}
+
+impl Events for RunEvents<'_> {
+    fn wants_started(&self) -> bool {
+        self.notifier.is_some()
+    }
+
+    fn spawned(&mut self, pid: i32, started: Option<Started>) {
+        if let Some(root) = &self.agent_root {
             root.store(pid, std::sync::atomic::Ordering::SeqCst);
         }
-    };
-    supervise_init(&self_exe(), &agent_env, &config, on_spawn).map_err(|e| failure(&e))
+        if let (Some(notifier), Some(started)) = (self.notifier.as_deref_mut(), started) {
+            notifier.spawned(pid, started);
+        }
+    }
+
+    fn stopping(&mut self) {
+        if let Some(notifier) = self.notifier.as_deref_mut() {
+            notifier.stopping("SIGTERM received");
+        }
+    }
 }
 
 fn failure(err: &SuperviseError) -> Failure {

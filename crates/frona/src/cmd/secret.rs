@@ -10,7 +10,7 @@ use crate::failure::Failure;
 use crate::prompt::read_secret;
 
 pub fn secret(command: SecretCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let config = local_config(env);
+    let config = local_config(env)?;
     let store =
         LocalStore::open(&config.store, &config.key).map_err(|e| Failure::from_error(&e))?;
     match command {

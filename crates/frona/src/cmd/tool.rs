@@ -60,7 +60,7 @@ fn cwd() -> String {
 /// Sends `call` and plays the broker's answer.
 fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
     let socket = env.get(FRONA_BROKER_SOCKET).map(|v| String::from_utf8_lossy(v).into_owned()).ok_or_else(|| {
-        Failure::new(125, format!("{FRONA_BROKER_SOCKET} is not set")).with_hint(
+        Failure::new(125, format!("`{FRONA_BROKER_SOCKET}` is not set")).with_hint(
             "`frona tool` works inside `frona run`, which starts the broker when a policy directory exists ($XDG_CONFIG_HOME/frona/policies or --policy)",
         )
     })?;
