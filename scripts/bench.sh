@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh            # all benchmarks
 #   RUNS=500 scripts/bench.sh   # more runs per command
-#   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker http
+#   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker load http
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -170,6 +170,14 @@ for _ in range(2000):
 print(f"append 400 bytes + fdatasync in `{sys.argv[1]}`: p50 {statistics.median(times)*1e6:.0f} µs")
 PY
 done
+fi
+
+# The broker under load (issue 8): the load test of the e2e suite, release build. 10,000
+# calls from 64 clients, permit/deny/ask, with approvals, grant revocations and rotations.
+if want load; then
+echo
+cargo test --release --locked -q -p frona-tests --test e2e -- load:: --nocapture 2>/dev/null \
+  | grep -E '^(load|frames):'
 fi
 
 # HTTP credential proxy: GETs through frona's proxy (policy, injection, redaction, a durable

@@ -18,16 +18,14 @@ pub fn frona_bin() -> PathBuf {
     let profile_dir = agent_bin().parent().unwrap().to_path_buf();
     BUILD.call_once(|| {
         let target_dir = profile_dir.parent().unwrap();
-        let status = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "frona",
-                "--bin",
-                "frona",
-                "--target-dir",
-            ])
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "-p", "frona", "--bin", "frona"]);
+        // The same profile as the tests (`cargo test --release` for the load figures).
+        if !cfg!(debug_assertions) {
+            build.arg("--release");
+        }
+        let status = build
+            .arg("--target-dir")
             .arg(target_dir)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
