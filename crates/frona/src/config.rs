@@ -178,10 +178,11 @@ fn load_from(env: &EnvSnapshot, cwd: &Path) -> Result<Config, Failure> {
         candidates.push((Layer::Project, dir.join(PROJECT_FILE)));
     }
     let mut merged = Merged::default();
-    let default_file = ConfigFile {
+    let mut default_file = ConfigFile {
         run: defaults(env),
         ..ConfigFile::default()
     };
+    default_file.backends.timeout = Some(Timeout(frona_backends::config::Limits::default().timeout));
     merged.add(Origin::Default, flatten(&to_value(&default_file)?), None)?;
     let mut found = Vec::new();
     for (layer, path) in candidates {
