@@ -31,7 +31,8 @@ host="$(rustc -vV | sed -n 's/^host: //p')"
 export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 started=$SECONDS
-cargo build --manifest-path fuzz/Cargo.toml --target-dir fuzz/target --release --locked \
+# Not --locked: fuzz/Cargo.lock follows the crates' own dependencies, which change without it.
+cargo build --manifest-path fuzz/Cargo.toml --target-dir fuzz/target --release \
   --target "$host" --bins
 echo "fuzz: built in $((SECONDS - started))s"
 

@@ -10,7 +10,9 @@
 //!   base64 and base64url with and without padding; lower and upper hex; percent-encoding:
 //!   see `frona_broker::redact`, computed here independently) is left, except where it overlaps
 //!   a `[REDACTED]` mark (a secret like `ACTED]` is "in" every mark and gives nothing away);
-//! - the result does not depend on the chunking (it equals a single `push` of everything);
+//! - the result does not depend on the chunking (it equals a single `push` of everything), and
+//!   it is exactly the input with every span of overlapping needle occurrences replaced by one
+//!   mark (so no byte of any occurrence is left, even where occurrences overlap);
 //! - an output holding none of the needles passes through unchanged.
 
 #![no_main]
@@ -60,6 +62,33 @@ fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
     let (taken, rest) = rest.split_at(usize::from(len).min(rest.len()));
     *data = rest;
     taken
+}
+
+/// What the redactor must produce, computed the slow and obvious way: every occurrence of every
+/// needle in the whole input is covered; overlapping occurrences make one span; each span
+/// becomes one mark.
+fn reference(secrets: &[&[u8]], input: &[u8]) -> Vec<u8> {
+    let all: Vec<_> = secrets.iter().filter(|s| !s.is_empty()).flat_map(|s| needles(s)).collect();
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for start in 0..input.len() {
+        for needle in &all {
+            if input[start..].starts_with(needle) {
+                match spans.last_mut() {
+                    Some(last) if start < last.1 => last.1 = last.1.max(start + needle.len()),
+                    _ => spans.push((start, start + needle.len())),
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut at = 0;
+    for (start, end) in spans {
+        out.extend_from_slice(&input[at..start]);
+        out.extend_from_slice(MARK);
+        at = end;
+    }
+    out.extend_from_slice(&input[at..]);
+    out
 }
 
 fn redact(secrets: &[&[u8]], input: &[u8], chunks: &[u8]) -> Vec<u8> {
@@ -121,6 +150,8 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
+    assert_eq!(out, redact(&secrets, &text, &[]), "the chunking changed the result");
+    assert_eq!(out, reference(&secrets, &text), "not every byte of every occurrence was removed");
     let all_needles: Vec<_> = secrets.iter().flat_map(|s| needles(s)).collect();
     if all_needles.iter().all(|n| positions(&text, n).is_empty()) {
         assert_eq!(out, text, "output without a secret must pass unchanged");

@@ -6,9 +6,12 @@
 //! - [`protocol`], [`server`], [`peer`]: the agent's Unix socket, JSON lines, `SO_PEERCRED`.
 //! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
 //! - [`proxy`]: the HTTP credential proxy (`FRONA_PROXY`), attaching credentials on the way out.
+//! - [`egress`]: the forward proxy that is the agent's only way out under `--net proxy`.
 
 pub mod audit;
 pub mod control;
+#[cfg(feature = "proxy")]
+pub mod egress;
 pub mod grants;
 pub mod leases;
 pub mod peer;

@@ -117,3 +117,47 @@ pub enum Event {
         message: String,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_call_with_or_without_its_newline() {
+        let line = br#"{"v":1,"op":"tool","tool":"gh","args":["api"],"credentials":["github-token"],"cwd":"/src"}"#;
+        let expected = Call::Tool {
+            v: 1,
+            tool: "gh".into(),
+            args: vec!["api".into()],
+            credentials: vec!["github-token".into()],
+            reason: None,
+            cwd: "/src".into(),
+        };
+        assert_eq!(decode(line), Ok(expected.clone()));
+        assert_eq!(decode(&[line.as_slice(), b"\n"].concat()), Ok(expected));
+    }
+
+    #[test]
+    fn refusals_say_why_without_quoting_the_line() {
+        let cases: [(&[u8], &str); 5] = [
+            (b"GET / HTTP/1.1\r\n", "malformed request: not JSON"),
+            (br#"{"v":1,"op":"tool""#, "malformed request: truncated"),
+            (
+                br#"{"v":1,"op":"tool","tool":"gh","cwd":"/","env":{"SECRET_X":"1"}}"#,
+                "malformed request: unexpected or missing fields",
+            ),
+            (
+                br#"{"v":1,"op":"exec","tool":"gh","cwd":"/"}"#,
+                "malformed request: unexpected or missing fields",
+            ),
+            (
+                br#"{"v":2,"op":"tool","tool":"gh","cwd":"/"}"#,
+                "protocol version 2 is not supported (frona speaks 1)",
+            ),
+        ];
+        for (line, message) in cases {
+            let error = decode(line).err().map(|e| e.to_string());
+            assert_eq!(error.as_deref(), Some(message));
+        }
+    }
+}

@@ -214,7 +214,7 @@ const DROPPED: &[&str] = &[
 ];
 
 /// Copies `from` without hop-by-hop headers (also those named in `Connection`).
-fn forwardable(from: &HeaderMap) -> HeaderMap {
+pub(crate) fn forwardable(from: &HeaderMap) -> HeaderMap {
     let named: Vec<String> = from
         .get_all(header::CONNECTION)
         .iter()

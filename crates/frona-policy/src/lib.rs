@@ -7,6 +7,7 @@
 //! first that matches decides; nothing matching means deny.
 
 mod glob;
+pub mod network;
 pub mod schema;
 pub mod testing;
 
@@ -163,6 +164,8 @@ pub struct PolicySet {
     by_tool: HashMap<String, Vec<usize>>,
     /// Rules for any tool or with a wildcard tool pattern.
     wildcard: Vec<usize>,
+    /// `network:` entries and `--allow-host` lists, in order (see [`network`]).
+    network: Vec<network::NetRule>,
 }
 
 /// Calls counted for rate limits: per rule, agent and tool, in a sliding window.
@@ -210,6 +213,22 @@ impl PolicySet {
                     column: 1,
                     message,
                 })?;
+            }
+            for spec in parsed.network {
+                let error = |message| PolicyError {
+                    file: file.into(),
+                    line: 1,
+                    column: 1,
+                    message,
+                };
+                if let Some(previous) = names.insert(spec.name.clone(), file.to_owned()) {
+                    return Err(error(format!(
+                        "rule name `{}` is already used in {previous}",
+                        spec.name
+                    )));
+                }
+                set.network
+                    .push(network::NetRule::compile(spec).map_err(error)?);
             }
         }
         Ok(set)

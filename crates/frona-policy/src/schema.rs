@@ -10,7 +10,7 @@ use serde::de::{self, Deserializer};
 
 use crate::glob::Glob;
 
-/// One file: an ordered list of rules.
+/// One file: an ordered list of rules, and egress entries for `frona run --net proxy`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyFile {
@@ -18,6 +18,9 @@ pub struct PolicyFile {
     pub version: Option<u32>,
     #[serde(default)]
     pub rules: Vec<RuleSpec>,
+    /// Which hosts the agent may reach through the egress proxy (see [`crate::network`]).
+    #[serde(default)]
+    pub network: Vec<crate::network::NetworkSpec>,
 }
 
 /// One or several patterns (`tool: gh` or `tool: [gh, git]`).

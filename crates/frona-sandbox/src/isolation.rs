@@ -17,9 +17,11 @@ mod linux;
 mod unsupported;
 
 #[cfg(target_os = "linux")]
-pub use linux::{IsolationError, apply_in_agent, apply_in_init, enter_namespaces};
+pub use linux::{IsolationError, RelayListener, apply_in_agent, apply_in_init, enter_namespaces};
 #[cfg(not(target_os = "linux"))]
-pub use unsupported::{IsolationError, apply_in_agent, apply_in_init, enter_namespaces};
+pub use unsupported::{
+    IsolationError, RelayListener, apply_in_agent, apply_in_init, enter_namespaces,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -29,12 +31,17 @@ pub type SeccompProgram = Vec<libc::sock_filter>;
 #[cfg(not(target_os = "linux"))]
 pub type SeccompProgram = Vec<()>;
 
-/// Builds the seccomp program ([`seccomp::program`] on Linux; nothing elsewhere).
-pub fn seccomp_program() -> SeccompProgram {
+/// Builds the seccomp program for `plan` ([`seccomp::program`] on Linux; nothing elsewhere).
+pub fn seccomp_program(plan: &Plan) -> SeccompProgram {
     #[cfg(target_os = "linux")]
-    return seccomp::program();
+    return seccomp::program(seccomp::Profile {
+        private_network: plan.namespaces.net,
+    });
     #[cfg(not(target_os = "linux"))]
-    return Vec::new();
+    return {
+        let _ = plan;
+        Vec::new()
+    };
 }
 
 use serde::{Deserialize, Serialize};
@@ -63,6 +70,40 @@ pub enum NetMode {
     Host,
     /// A network namespace of its own with loopback only.
     None,
+    /// A network namespace of its own with loopback and, on [`PROXY_PORT`], a relay to frona's
+    /// egress proxy: the only way out, to the hosts the policy allows.
+    Proxy,
+}
+
+impl NetMode {
+    /// Whether the agent gets a network namespace of its own.
+    pub fn is_private(self) -> bool {
+        self != NetMode::Host
+    }
+
+    pub fn flag(self) -> &'static str {
+        match self {
+            NetMode::Host => "--net host",
+            NetMode::None => "--net none",
+            NetMode::Proxy => "--net proxy",
+        }
+    }
+}
+
+/// The port of the egress relay on the agent's loopback under `--net proxy`
+/// (`HTTP_PROXY=http://127.0.0.1:3128`). The namespace is the agent's alone, so nothing else
+/// can hold the port.
+pub const PROXY_PORT: u16 = 3128;
+
+/// The relay the init helper runs in the agent's network namespace under `--net proxy`: TCP
+/// connections to `127.0.0.1:port` there are carried to the Unix socket `socket` (the broker's
+/// egress proxy, outside the namespace).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyRelay {
+    pub port: u16,
+    /// Filled in by `frona run` once the broker listens; [`plan`] cannot know it.
+    pub socket: PathBuf,
 }
 
 /// The user's isolation choices (`frona run` flags).
@@ -154,6 +195,8 @@ pub struct Plan {
     pub hide: Vec<PathBuf>,
     /// Bring up loopback in the new network namespace.
     pub loopback: bool,
+    /// `--net proxy`: the relay to frona's egress proxy (see [`ProxyRelay`]).
+    pub proxy_relay: Option<ProxyRelay>,
     /// Empty the bounding, permitted, effective, inheritable and ambient capability sets.
     pub drop_capabilities: bool,
     pub no_new_privs: bool,
@@ -173,6 +216,7 @@ impl Plan {
             fresh_proc: false,
             hide: Vec::new(),
             loopback: false,
+            proxy_relay: None,
             ..self.clone()
         };
         plan.skipped.push(Skipped {
@@ -244,9 +288,9 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
         ..Plan::default()
     };
     if options.mode == IsolationMode::Off {
-        if options.net == NetMode::None {
+        if options.net.is_private() {
             return Err(Unavailable {
-                feature: "--net none".into(),
+                feature: options.net.flag().into(),
                 reason: "it needs a network namespace, and --isolation off creates none".into(),
                 hint: "drop --isolation off".into(),
             });
@@ -298,14 +342,18 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
             pid: true,
             ipc: true,
             uts: true,
-            net: options.net == NetMode::None,
+            net: options.net.is_private(),
         };
         plan.fresh_proc = true;
-        plan.loopback = options.net == NetMode::None;
+        plan.loopback = options.net.is_private();
+        plan.proxy_relay = (options.net == NetMode::Proxy).then(|| ProxyRelay {
+            port: PROXY_PORT,
+            socket: PathBuf::new(),
+        });
         plan.hide = hidden_paths(options, facts);
-    } else if options.net == NetMode::None {
+    } else if options.net.is_private() {
         return Err(Unavailable {
-            feature: "--net none".into(),
+            feature: options.net.flag().into(),
             reason: "it needs a network namespace, and namespaces are unavailable".into(),
             hint: "run `frona doctor` to see why namespaces cannot be created".into(),
         });
@@ -521,6 +569,36 @@ mod tests {
         };
         let plan = plan(&none, &facts(1000)).unwrap();
         assert!(plan.namespaces.net && plan.loopback);
+        assert_eq!(plan.proxy_relay, None);
+    }
+
+    #[test]
+    fn net_proxy_adds_a_namespace_and_the_relay() {
+        let proxy = IsolationOptions {
+            net: NetMode::Proxy,
+            ..IsolationOptions::default()
+        };
+        let planned = plan(&proxy, &facts(1000)).unwrap();
+        assert!(planned.namespaces.net && planned.loopback);
+        assert_eq!(
+            planned.proxy_relay,
+            Some(ProxyRelay {
+                port: PROXY_PORT,
+                socket: PathBuf::new()
+            })
+        );
+        let off = IsolationOptions {
+            mode: IsolationMode::Off,
+            ..proxy.clone()
+        };
+        assert_eq!(plan(&off, &facts(1000)).unwrap_err().feature, "--net proxy");
+        let mut f = facts(1000);
+        f.kernel.user_namespaces = Err(("disabled".into(), "sysctl".into()));
+        let best_effort = IsolationOptions {
+            mode: IsolationMode::BestEffort,
+            ..proxy
+        };
+        assert_eq!(plan(&best_effort, &f).unwrap_err().feature, "--net proxy");
     }
 
     #[test]

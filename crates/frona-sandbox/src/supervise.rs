@@ -377,7 +377,22 @@ fn supervise_agent(
     started: Option<OwnedFd>,
 ) -> Result<i32, SuperviseError> {
     isolation::apply_in_init(plan)?;
+    // `--net proxy`: the relay listens before the agent exists, so that its first connection
+    // finds it, and is served on threads once the agent is forked: this process forks no more
+    // (threads and the agent's pre-exec code do not mix). See `isolation::RelayListener`.
+    let egress_relay = plan
+        .proxy_relay
+        .as_ref()
+        .map(isolation::RelayListener::bind)
+        .transpose()?;
     let agent = spawn_agent(&config.command, plan)?;
+    if let Some(listener) = egress_relay
+        && let Err(err) = listener.start()
+    {
+        let mut reaper = Reaper::new(agent);
+        kill_everything(set, &mut reaper);
+        return Err(err.into());
+    }
     // `spawn` returns once the agent's `execve` succeeded. If frona is gone the write fails,
     // and the parent-death signal ends us anyway.
     if let Some(fd) = started {
@@ -423,7 +438,7 @@ fn spawn_agent(command: &[OsString], plan: &Plan) -> Result<Pid, SuperviseError>
     let name = program.to_string_lossy().into_owned();
     let mut cmd = Command::new(program);
     cmd.args(args);
-    platform::prepare_agent(&mut cmd, plan.clone(), isolation::seccomp_program());
+    platform::prepare_agent(&mut cmd, plan.clone(), isolation::seccomp_program(plan));
     match cmd.spawn() {
         Ok(child) => Ok(Pid::from_raw(child.id() as i32)),
         Err(e) if e.raw_os_error() == Some(ISOLATION_FAILED) => Err(SuperviseError::AgentIsolation),

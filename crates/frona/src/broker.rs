@@ -1,5 +1,6 @@
 //! Starting the broker for `frona run`: its policy, registry, backends, audit log and grants,
-//! and the socket the agent reaches it on.
+//! and the sockets the agent reaches it on: the broker's and the credential proxy's when there
+//! are policies to serve calls with, the egress proxy's under `--net proxy`.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -20,9 +21,14 @@ use crate::failure::Failure;
 /// A running broker: where its sockets are (removed on drop).
 #[derive(Debug)]
 pub struct RunningBroker {
-    pub socket: PathBuf,
-    /// The HTTP credential proxy's socket.
-    pub proxy: PathBuf,
+    /// The broker's socket, when it serves calls.
+    pub socket: Option<PathBuf>,
+    /// The HTTP credential proxy's socket, when the broker serves calls.
+    pub proxy: Option<PathBuf>,
+    /// The egress proxy's socket, under `--net proxy`.
+    pub egress: Option<PathBuf>,
+    /// How many `network:` entries and `--allow-host` lists the egress proxy decides with.
+    pub egress_rules: usize,
     /// Set to the init helper's pid once it runs: only its descendants may call.
     pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
@@ -110,7 +116,31 @@ pub fn build(
     ),
     Failure,
 > {
-    let policy = load_policy(policy_dir)?;
+    build_with(
+        env,
+        agent,
+        load_policy(policy_dir)?,
+        tool_env,
+        tool_launcher,
+        true,
+    )
+}
+
+type Built = (
+    std::sync::Arc<Broker>,
+    std::sync::Arc<std::sync::atomic::AtomicI32>,
+);
+
+/// [`build`] with the policy already loaded; without `with_backends` (a broker that serves
+/// only the egress proxy) no backend client is made, and nothing is created for one.
+fn build_with(
+    env: &EnvSnapshot,
+    agent: &str,
+    policy: PolicySet,
+    tool_env: Vec<(OsString, OsString)>,
+    tool_launcher: Option<frona_broker::server::ToolLauncher>,
+    with_backends: bool,
+) -> Result<Built, Failure> {
     let state = dirs::state_dir(env);
     let audit = AuditLog::open(&state.join("audit.jsonl")).map_err(|e| {
         Failure::from_error(&e).with_hint(
@@ -119,21 +149,22 @@ pub fn build(
     })?;
     let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
     let config = crate::config::load(env)?;
-    let mut backends = crate::backends::backends(env, None)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Failure::from_error(&e))?;
     let mut clients = HashMap::new();
-    for kind in backends.configured() {
-        match runtime.block_on(backends.client(kind)) {
-            Ok(client) => {
-                clients.insert(kind, client);
+    if with_backends {
+        let mut backends = crate::backends::backends(env, None)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::from_error(&e))?;
+        for kind in backends.configured() {
+            match runtime.block_on(backends.client(kind)) {
+                Ok(client) => {
+                    clients.insert(kind, client);
+                }
+                Err(e) => tracing::warn!("backend {kind} unavailable to the broker: {e}"),
             }
-            Err(e) => tracing::warn!("backend {kind} unavailable to the broker: {e}"),
         }
     }
-    drop(runtime);
     let agent_root = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     let broker = Broker::new(BrokerConfig {
         agent: agent.to_owned(),
@@ -162,6 +193,25 @@ pub fn build(
     Ok((broker, agent_root))
 }
 
+/// What the broker of a `frona run` serves.
+#[derive(Debug)]
+pub struct Serve<'a> {
+    /// The broker's and the credential proxy's sockets (there are policies, no `--no-broker`).
+    pub calls: bool,
+    /// `--net proxy`: the egress proxy, with these `--allow-host` patterns.
+    pub egress: Option<&'a [String]>,
+}
+
+/// A Unix listener for the broker's async side.
+fn async_listener(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
+    let listener =
+        std::os::unix::net::UnixListener::bind(path).map_err(|e| Failure::from_error(&e))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| Failure::from_error(&e))?;
+    Ok(listener)
+}
+
 /// Builds and starts the broker on its own threads.
 pub fn start(
     env: &EnvSnapshot,
@@ -169,6 +219,7 @@ pub fn start(
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
     tool_plan: &frona_sandbox::isolation::Plan,
+    serve: Serve<'_>,
 ) -> Result<RunningBroker, Failure> {
     // Tools get the agent's isolation, with the host network (they call APIs), and die with
     // frona like the agent does.
@@ -177,24 +228,60 @@ pub fn start(
         parent: std::process::id() as i32,
         plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
     };
-    let (broker, agent_root) = build(env, agent, policy_dir, tool_env, Some(launcher))?;
+    // The egress proxy decides with the policies' `network:` entries even when the broker
+    // serves no calls; without a policy directory it has `--allow-host` alone.
+    let mut policy = if policy_dir.is_dir() {
+        load_policy(policy_dir)?
+    } else {
+        PolicySet::default()
+    };
+    if let Some(patterns) = serve.egress {
+        let patterns = patterns
+            .iter()
+            .map(|p| frona_policy::network::HostPattern::parse(p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::new(125, format!("--allow-host: {e}")))?;
+        policy.allow_hosts("--allow-host", patterns);
+    }
+    let egress_rules = policy.network_len();
+    let (broker, agent_root) =
+        build_with(env, agent, policy, tool_env, Some(launcher), serve.calls)?;
     let dir = socket_dir(env)?;
-    let socket = dir.join("broker.sock");
-    let listener =
-        std::os::unix::net::UnixListener::bind(&socket).map_err(|e| Failure::from_error(&e))?;
-    let proxy = dir.join("proxy.sock");
-    let proxy_listener =
-        std::os::unix::net::UnixListener::bind(&proxy).map_err(|e| Failure::from_error(&e))?;
-    proxy_listener
-        .set_nonblocking(true)
-        .map_err(|e| Failure::from_error(&e))?;
-    let for_proxy = std::sync::Arc::clone(&broker);
-    let serving = broker.runtime().block_on(async move {
-        let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
-        tokio::spawn(frona_broker::proxy::serve(for_proxy, listener));
-        Ok::<_, std::io::Error>(())
-    });
-    serving.map_err(|e| Failure::from_error(&e))?;
+    let (mut socket, mut proxy, mut egress) = (None, None, None);
+    let mut listener = None;
+    if serve.calls {
+        let path = dir.join("broker.sock");
+        listener = Some(
+            std::os::unix::net::UnixListener::bind(&path).map_err(|e| Failure::from_error(&e))?,
+        );
+        socket = Some(path);
+        let path = dir.join("proxy.sock");
+        let proxy_listener = async_listener(&path)?;
+        proxy = Some(path);
+        let for_proxy = std::sync::Arc::clone(&broker);
+        let serving = broker.runtime().block_on(async move {
+            let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
+            tokio::spawn(frona_broker::proxy::serve(for_proxy, listener));
+            Ok::<_, std::io::Error>(())
+        });
+        serving.map_err(|e| Failure::from_error(&e))?;
+    }
+    if serve.egress.is_some() {
+        let path = dir.join("egress.sock");
+        let egress_listener = async_listener(&path)?;
+        egress = Some(path);
+        let for_egress = std::sync::Arc::clone(&broker);
+        let serving = broker.runtime().block_on(async move {
+            let listener = tokio::net::UnixListener::from_std(egress_listener)?;
+            tokio::spawn(frona_broker::egress::serve(
+                for_egress,
+                listener,
+                std::sync::Arc::new(frona_broker::egress::SystemResolver),
+            ));
+            Ok::<_, std::io::Error>(())
+        });
+        serving.map_err(|e| Failure::from_error(&e))?;
+    }
     let control_dir = control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -210,15 +297,19 @@ pub fn start(
         .name("frona-control".into())
         .spawn(move || frona_broker::control::serve(for_control, control_listener))
         .map_err(|e| Failure::from_error(&e))?;
-    let serving = std::sync::Arc::clone(&broker);
-    std::thread::Builder::new()
-        .name("frona-broker".into())
-        .spawn(move || serving.serve(listener))
-        .map_err(|e| Failure::from_error(&e))?;
+    if let Some(listener) = listener {
+        let serving = std::sync::Arc::clone(&broker);
+        std::thread::Builder::new()
+            .name("frona-broker".into())
+            .spawn(move || serving.serve(listener))
+            .map_err(|e| Failure::from_error(&e))?;
+    }
     Ok(RunningBroker {
         agent_root,
         socket,
         proxy,
+        egress,
+        egress_rules,
         dir,
         control,
         broker,

@@ -127,9 +127,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub policy: Option<PathBuf>,
 
-    /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET).
+    /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET). With `--net proxy`
+    /// the egress proxy still runs.
     #[arg(long)]
     pub no_broker: bool,
+
+    /// With `--net proxy`: a host the agent may reach, as `api.github.com`, `*.github.com`, an
+    /// address or network (`10.1.2.3`, `10.0.0.0/8`), with an optional `:PORT` (default 443
+    /// and 80) (repeatable; adds to the policies' `network:` entries, whose denials win).
+    #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
+    pub allow_host: Vec<String>,
 
     /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
@@ -164,7 +171,9 @@ pub struct IsolationArgs {
     #[arg(long, value_enum, default_value_t = IsolationArg::Required, value_name = "LEVEL")]
     pub isolation: IsolationArg,
 
-    /// `host` shares the host's network; `none` gives the agent loopback only.
+    /// `host` shares the host's network; `none` gives the agent loopback only; `proxy`
+    /// (recommended) gives it loopback and frona's egress proxy, which reaches only the hosts
+    /// `--allow-host` and the policies' `network:` entries allow.
     #[arg(long, value_enum, default_value_t = NetArg::Host, value_name = "MODE")]
     pub net: NetArg,
 
@@ -195,6 +204,14 @@ pub enum IsolationArg {
 pub enum NetArg {
     Host,
     None,
+    Proxy,
+}
+
+/// Checks an `--allow-host` pattern (see `frona_policy::network`).
+pub fn parse_host_pattern(text: &str) -> Result<String, String> {
+    frona_policy::network::HostPattern::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

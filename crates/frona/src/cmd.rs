@@ -110,6 +110,7 @@ impl IsolationArgs {
             net: match self.net {
                 NetArg::Host => NetMode::Host,
                 NetArg::None => NetMode::None,
+                NetArg::Proxy => NetMode::Proxy,
             },
             hide: self.hide.clone(),
             unhide: self.unhide.clone(),

@@ -19,8 +19,10 @@
 //! what the layers below it (system, user, defaults) set:
 //!
 //! - `run.isolation` only towards `required` (off < best-effort < required);
-//! - `run.net` only to `none`, `run.env_mode` only to `allowlist`, `run.quiet` only to `false`,
-//!   `run.stop_timeout` only shorter;
+//! - `run.net` only towards `none` (host < proxy < none), `run.env_mode` only to `allowlist`,
+//!   `run.quiet` only to `false`, `run.stop_timeout` only shorter;
+//! - `run.allow_host` only to a subset of what the layers below allow (it may drop hosts,
+//!   never add one);
 //! - `run.strip` and `run.hide` add to the lists.
 //!
 //! Any other key (`run.keep`, `run.unhide`, `run.fs_write`, `run.agent`, `run.policy`, every
@@ -131,7 +133,7 @@ fn strictness(key: &str) -> Option<fn(&Value) -> Option<i128>> {
     }
     Some(match key {
         "run.isolation" => |v| rank(v, &["off", "best-effort", "required"]),
-        "run.net" => |v| rank(v, &["host", "none"]),
+        "run.net" => |v| rank(v, &["host", "proxy", "none"]),
         "run.env_mode" => |v| rank(v, &["default", "allowlist"]),
         "run.quiet" => |v| v.as_bool().map(|quiet| i128::from(!quiet)),
         // Shorter is stricter: a project may make frona stop sooner or forget values sooner.
@@ -182,7 +184,8 @@ fn load_from(env: &EnvSnapshot, cwd: &Path) -> Result<Config, Failure> {
         run: defaults(env),
         ..ConfigFile::default()
     };
-    default_file.backends.timeout = Some(Timeout(frona_backends::config::Limits::default().timeout));
+    default_file.backends.timeout =
+        Some(Timeout(frona_backends::config::Limits::default().timeout));
     merged.add(Origin::Default, flatten(&to_value(&default_file)?), None)?;
     let mut found = Vec::new();
     for (layer, path) in candidates {
@@ -352,6 +355,29 @@ impl Merged {
         if ACCUMULATING.contains(&key) {
             return Ok(());
         }
+        if key == "run.allow_host" {
+            // Tightening is dropping hosts: every pattern must already be allowed below.
+            let below: &[Value] = match self.values.get(key) {
+                Some(Value::Array(list)) => list,
+                _ => &[],
+            };
+            let added = match value {
+                Value::Array(list) => list.iter().find(|p| !below.contains(p)),
+                other => Some(other),
+            };
+            return match added {
+                None => Ok(()),
+                Some(pattern) => Err(Failure::new(
+                    125,
+                    format!(
+                        "`run.allow_host` in the project file `{}` adds `{}`, which no other layer allows",
+                        path.display(),
+                        show_scalar(pattern)
+                    ),
+                )
+                .with_hint(hint)),
+            };
+        }
         let Some(rank) = strictness(key) else {
             return Err(Failure::new(
                 125,
@@ -489,6 +515,11 @@ impl Config {
             && let Some(timeout) = run.stop_timeout
         {
             args.stop_timeout = timeout.0;
+        }
+        if !given.has("allow_host")
+            && let Some(hosts) = &run.allow_host
+        {
+            args.allow_host = hosts.iter().map(|h| h.0.clone()).collect();
         }
     }
 

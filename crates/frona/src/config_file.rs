@@ -9,7 +9,8 @@
 //! ```yaml
 //! run:
 //!   isolation: required        # required | best-effort | off
-//!   net: host                  # host | none
+//!   net: proxy                 # host (default) | proxy | none
+//!   allow_host: [api.github.com, "*.githubusercontent.com"]   # with net: proxy
 //!   env_mode: default          # default | allowlist
 //!   stop_timeout: 10s
 //!   cache_ttl: 60s             # how long the broker keeps a fetched value
@@ -54,6 +55,9 @@ pub struct RunSection {
     pub isolation: Option<IsolationArg>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub net: Option<NetArg>,
+    /// Hosts the agent may reach under `net: proxy` (`--allow-host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_host: Option<Vec<HostPatternText>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub env_mode: Option<EnvModeArg>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,6 +81,24 @@ pub struct RunSection {
     pub unhide: Option<Vec<PathBuf>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_write: Option<Vec<PathBuf>>,
+}
+
+/// An `--allow-host` pattern, checked when the file is read.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct HostPatternText(pub String);
+
+impl TryFrom<String> for HostPatternText {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        crate::cli::parse_host_pattern(&text).map(Self)
+    }
+}
+
+impl From<HostPatternText> for String {
+    fn from(pattern: HostPatternText) -> String {
+        pattern.0
+    }
 }
 
 /// A duration written as frona's flags take it (`10s`, `500ms`, `2m`) or a number of seconds.

@@ -19,6 +19,15 @@
 //! - `FRONA_BROKER_SOCKET`: set for the agent by `frona run`; where `frona tool` reaches the broker.
 //! - `FRONA_PROXY`: set for the agent by `frona run`; the HTTP credential proxy's Unix socket
 //!   (`curl --unix-socket "$FRONA_PROXY" http://frona/ROUTE/PATH`, or `frona call`).
+//! - Set for the agent by `frona run --net proxy` ([`EGRESS_PROXY_VARS`], [`NO_PROXY_VARS`],
+//!   `NODE_USE_ENV_PROXY`): the egress relay's URL `http://127.0.0.1:3128` in `HTTP_PROXY`,
+//!   `HTTPS_PROXY`, `ALL_PROXY` and their lower-case forms (curl, Python `requests`/`urllib`/pip,
+//!   Go, Rust's reqwest, git, which reads the lower-case ones, and most other clients), in
+//!   `npm_config_proxy` and `npm_config_https_proxy` (npm), and in `PIP_PROXY` (pip's
+//!   `--proxy`); `localhost,127.0.0.1,::1` in `NO_PROXY`, `no_proxy` and `npm_config_noproxy`
+//!   (the agent's own loopback); `NODE_USE_ENV_PROXY=1` so that Node's `fetch` and `http`
+//!   (22.21+, 24.5+) honour them. These replace what the agent's environment had. Tools the
+//!   broker runs get none of them: they have the host's network.
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
 //! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
@@ -97,6 +106,41 @@ pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";
 /// The HTTP credential proxy's socket, set in the agent's environment.
 pub const FRONA_PROXY: &str = "FRONA_PROXY";
+/// Set to the egress relay's URL for the agent under `--net proxy`.
+pub const EGRESS_PROXY_VARS: &[&str] = &[
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "npm_config_proxy",
+    "npm_config_https_proxy",
+    "PIP_PROXY",
+];
+/// Set to [`NO_PROXY_VALUE`] for the agent under `--net proxy`.
+pub const NO_PROXY_VARS: &[&str] = &["NO_PROXY", "no_proxy", "npm_config_noproxy"];
+/// The agent's own loopback, which needs no proxy.
+pub const NO_PROXY_VALUE: &str = "localhost,127.0.0.1,::1";
+/// Makes Node honour the proxy variables (`1` under `--net proxy`).
+pub const NODE_USE_ENV_PROXY: &str = "NODE_USE_ENV_PROXY";
+
+/// The variables `frona run --net proxy` sets for the agent, for a relay on `port`.
+pub fn egress_proxy_env(port: u16) -> Vec<(&'static str, String)> {
+    let url = format!("http://127.0.0.1:{port}");
+    let mut vars: Vec<(&'static str, String)> = EGRESS_PROXY_VARS
+        .iter()
+        .map(|name| (*name, url.clone()))
+        .collect();
+    vars.extend(
+        NO_PROXY_VARS
+            .iter()
+            .map(|name| (*name, NO_PROXY_VALUE.to_owned())),
+    );
+    vars.push((NODE_USE_ENV_PROXY, "1".to_owned()));
+    vars
+}
+
 /// systemd's notify socket (`Type=notify`).
 pub const NOTIFY_SOCKET: &str = "NOTIFY_SOCKET";
 /// systemd's watchdog timeout, in microseconds.

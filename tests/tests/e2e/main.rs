@@ -9,6 +9,8 @@ mod broker;
 mod cli;
 mod config;
 mod credentials;
+#[cfg(target_os = "linux")]
+mod egress;
 mod fake_http;
 mod faults;
 mod http_proxy;

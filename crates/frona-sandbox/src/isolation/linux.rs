@@ -4,6 +4,8 @@
 //!   the namespaces; its next child is PID 1 of the new pid namespace.
 //! - [`apply_in_init`]: that PID 1, root of the user namespace, prepares the mount namespace
 //!   (fresh `/proc`, masks over credential paths) and loopback.
+//! - [`RelayListener`]: under `--net proxy`, PID 1's relay from the agent's loopback to frona's
+//!   egress proxy, bound before the agent is forked and served on threads once it has.
 //! - [`apply_in_agent`]: between `fork` and `exec` of the agent (in the single-threaded helper):
 //!   a nested user namespace that maps the caller back to their own uid, capabilities emptied,
 //!   no_new_privs, Landlock, and the seccomp filter last.
@@ -11,10 +13,12 @@
 mod agent;
 mod mounts;
 mod namespaces;
+mod relay;
 
 pub use agent::apply_in_agent;
 pub use mounts::apply_in_init;
 pub use namespaces::enter_namespaces;
+pub use relay::RelayListener;
 
 use std::io;
 use std::path::PathBuf;
@@ -40,6 +44,12 @@ pub enum IsolationError {
     },
     #[error("cannot bring up loopback in the agent's network namespace")]
     Loopback(#[source] io::Error),
+    #[error("cannot start the relay to frona's egress proxy ({step})")]
+    Relay {
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl IsolationError {

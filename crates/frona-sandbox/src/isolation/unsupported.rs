@@ -3,12 +3,18 @@
 
 use std::io;
 
-use crate::isolation::{Namespaces, Plan, SeccompProgram};
+use crate::isolation::{Namespaces, Plan, ProxyRelay, SeccompProgram};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {
     #[error("isolation is only available on Linux")]
     Unsupported,
+    #[error("cannot start the relay to frona's egress proxy ({step})")]
+    Relay {
+        step: &'static str,
+        #[source]
+        source: io::Error,
+    },
 }
 
 impl IsolationError {
@@ -31,4 +37,18 @@ pub fn apply_in_init(_plan: &Plan) -> Result<(), IsolationError> {
 
 pub fn apply_in_agent(_plan: &Plan, _seccomp_program: &SeccompProgram) -> io::Result<()> {
     Ok(())
+}
+
+/// The `--net proxy` relay needs a network namespace: never here.
+#[derive(Debug)]
+pub struct RelayListener(());
+
+impl RelayListener {
+    pub fn bind(_relay: &ProxyRelay) -> Result<Self, IsolationError> {
+        Err(IsolationError::Unsupported)
+    }
+
+    pub fn start(self) -> Result<(), IsolationError> {
+        Err(IsolationError::Unsupported)
+    }
 }

@@ -133,8 +133,13 @@ fn print_plan(plan: &Plan) {
             }
         );
     }
-    if plan.loopback {
-        println!("  network:          loopback only");
+    match &plan.proxy_relay {
+        Some(relay) => println!(
+            "  network:          loopback, and frona's egress proxy at 127.0.0.1:{} (allowed hosts only)",
+            relay.port
+        ),
+        None if plan.loopback => println!("  network:          loopback only"),
+        None => {}
     }
     if plan.drop_capabilities {
         println!(
@@ -148,8 +153,13 @@ fn print_plan(plan: &Plan) {
     }
     if plan.seccomp {
         println!(
-            "  seccomp:          deny-list ({} syscalls, TIOCSTI, namespace creation)",
-            seccomp_count()
+            "  seccomp:          deny-list ({} syscalls, TIOCSTI, namespace creation, AF_VSOCK{})",
+            seccomp_count(),
+            if plan.namespaces.net {
+                ", raw and packet sockets"
+            } else {
+                ""
+            }
         );
     }
     if let Some(landlock) = &plan.landlock {

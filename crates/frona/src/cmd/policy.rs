@@ -61,10 +61,19 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
         PolicyCommand::Check { dir, json } => {
             let dir = policy_dir(dir, env)?;
             let set = load(&dir)?;
+            let network = set.network_len();
             if json {
                 println!(
                     "{}",
-                    to_json(json!({"dir": dir, "rules": set.len(), "valid": true}))?
+                    to_json(
+                        json!({"dir": dir, "rules": set.len(), "network": network, "valid": true})
+                    )?
+                );
+            } else if network > 0 {
+                println!(
+                    "{}: {} rules, {network} network entries, valid",
+                    dir.display(),
+                    set.len()
                 );
             } else {
                 println!("{}: {} rules, valid", dir.display(), set.len());

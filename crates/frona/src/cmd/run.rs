@@ -35,36 +35,56 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     isolation
         .hide
         .extend(crate::systemd::credentials::directory(&env));
-    let plan = isolation.plan(&Facts::gather(&env))?;
+    let mut plan = isolation.plan(&Facts::gather(&env))?;
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
-    // The broker runs when there are policies to apply: without any, every call would be
-    // denied, and the agent simply gets no broker socket.
+    // The broker serves calls when there are policies to apply: without any, every call would
+    // be denied, and the agent simply gets no broker socket. Under `--net proxy` it runs for
+    // the egress proxy in any case.
     let policy_dir = args
         .policy
         .clone()
         .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
-    let broker = if args.no_broker || !policy_dir.is_dir() {
+    let serve_calls = !args.no_broker && policy_dir.is_dir();
+    let broker = if !serve_calls && plan.proxy_relay.is_none() {
         None
     } else {
         let mut tool_plan = plan.clone();
         tool_plan.namespaces.net = false;
         tool_plan.loopback = false;
+        tool_plan.proxy_relay = None;
         let broker = crate::broker::start(
             &env,
             &args.agent,
             &policy_dir,
             agent_env.clone(),
             &tool_plan,
+            crate::broker::Serve {
+                calls: serve_calls,
+                egress: plan
+                    .proxy_relay
+                    .is_some()
+                    .then_some(args.allow_host.as_slice()),
+            },
         )?;
-        agent_env.push((
-            crate::env_vars::FRONA_BROKER_SOCKET.into(),
-            broker.socket.clone().into(),
-        ));
-        agent_env.push((
-            crate::env_vars::FRONA_PROXY.into(),
-            broker.proxy.clone().into(),
-        ));
+        if let (Some(socket), Some(proxy)) = (&broker.socket, &broker.proxy) {
+            agent_env.push((
+                crate::env_vars::FRONA_BROKER_SOCKET.into(),
+                socket.clone().into(),
+            ));
+            agent_env.push((crate::env_vars::FRONA_PROXY.into(), proxy.clone().into()));
+        }
+        if let (Some(relay), Some(egress)) = (plan.proxy_relay.as_mut(), &broker.egress) {
+            relay.socket.clone_from(egress);
+            let vars = crate::env_vars::egress_proxy_env(relay.port);
+            agent_env.retain(|(name, _)| !vars.iter().any(|(set, _)| name == set));
+            agent_env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+            if broker.egress_rules == 0 && !args.quiet {
+                eprintln!(
+                    "frona: --net proxy: no host is allowed; give --allow-host or a `network:` entry in a policy"
+                );
+            }
+        }
         Some(broker)
     };
     let mut notifier = args

@@ -282,3 +282,38 @@ fn a_bad_file_names_itself() {
     assert!(err.message.starts_with("user config `"), "{err:?}");
     assert!(err.message.contains("isolaton"), "{err:?}");
 }
+
+/// `run.net` ranks host < proxy < none, and a project file may only drop `run.allow_host`
+/// patterns, never add one.
+#[test]
+fn net_proxy_and_allow_host_in_a_project() {
+    let tree = Tree::new("net-proxy");
+    tree.user("run: {allow_host: [api.github.com, \"*.npmjs.org\"]}")
+        .project("run: {net: proxy, allow_host: [api.github.com]}");
+    let run = tree.load().unwrap().file.run;
+    assert!(matches!(run.net, Some(NetArg::Proxy)));
+    assert_eq!(
+        run.allow_host
+            .map(|h| h.into_iter().map(|p| p.0).collect::<Vec<_>>()),
+        Some(vec!["api.github.com".to_owned()])
+    );
+
+    let tree = Tree::new("net-proxy-none");
+    tree.user("run: {net: proxy}").project("run: {net: none}");
+    assert!(tree.load().is_ok(), "proxy → none tightens");
+    tree.project("run: {net: host}");
+    let err = tree.load().unwrap_err();
+    assert!(err.message.contains("`run.net: host`"), "{err:?}");
+
+    let tree = Tree::new("allow-add");
+    tree.user("run: {allow_host: [api.github.com]}")
+        .project("run: {allow_host: [api.github.com, evil.example.com]}");
+    let err = tree.load().unwrap_err();
+    assert!(err.message.contains("adds `evil.example.com`"), "{err:?}");
+    assert!(err.hint.unwrap_or_default().contains("user file"));
+
+    let tree = Tree::new("allow-bad");
+    tree.user("run: {allow_host: [\"*.com\"]}");
+    let err = tree.load().unwrap_err();
+    assert!(err.message.contains("whole top-level domain"), "{err:?}");
+}

@@ -230,6 +230,22 @@ pub fn run(name: &str, args: &[String]) -> Verdict {
             Ok(_) => Err(format!("opened {} for writing", arg(0))),
             Err(e) => Ok(format!("{}: {e}", arg(0))),
         },
+        // io_uring's operations (sockets, connects) never pass through seccomp.
+        "io-uring" => {
+            let mut params = [0u8; 120];
+            refused("io_uring_setup", unsafe {
+                libc::syscall(libc::SYS_io_uring_setup, 4, params.as_mut_ptr())
+            })
+        }
+        "vsock" => refused("socket(AF_VSOCK)", unsafe {
+            libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0).into()
+        }),
+        "raw-socket" => refused("socket(AF_INET, SOCK_RAW)", unsafe {
+            libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP).into()
+        }),
+        "packet-socket" => refused("socket(AF_PACKET)", unsafe {
+            libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0).into()
+        }),
         other => Err(format!("unknown attack `{other}`")),
     }
 }

@@ -104,7 +104,7 @@ fn hide(path: &Path) -> io::Result<()> {
 }
 
 /// `ip link set lo up` in the new network namespace.
-fn loopback_up() -> io::Result<()> {
+pub(super) fn loopback_up() -> io::Result<()> {
     let sock = nix::sys::socket::socket(
         nix::sys::socket::AddressFamily::Inet,
         nix::sys::socket::SockType::Datagram,
