@@ -49,6 +49,9 @@ for target in "${targets[@]}"; do
   log="fuzz/target/$target.log"
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
     -artifact_prefix="$artifacts/" "$work" "fuzz/corpus/$target")
+  if [[ -f fuzz/dict/$target.dict ]]; then
+    args=(-dict="fuzz/dict/$target.dict" "${args[@]}")
+  fi
   if ((jobs > 1)); then
     # -fork runs the jobs as child processes that share the corpus and stop at the first crash.
     args=(-fork="$jobs" "${args[@]}")
@@ -62,7 +65,7 @@ for target in "${targets[@]}"; do
     echo "fuzz: $target FAILED (exit $status) after $runs runs; the end of $log:" >&2
     tail -n 40 "$log" >&2
   else
-    echo "fuzz: $target ok: $runs runs in ${seconds}s, $rate exec/s, corpus $(find "$work" -type f | wc -l) new inputs"
+    echo "fuzz: $target ok: $runs runs in ${seconds}s, $rate exec/s, $(find "$work" -type f | wc -l) inputs found so far in $work"
   fi
 done
 if ((${#failed[@]})); then

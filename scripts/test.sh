@@ -18,6 +18,7 @@ command -v node >/dev/null || need+=(nodejs)
 command -v git >/dev/null || need+=(git)
 command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
+command -v c++ >/dev/null || need+=(g++) # libFuzzer, for the fuzzing smoke run
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
 # systemd-analyze and systemd-sysusers check the unit files in systemd/ (tests/tests/e2e/systemd.rs).
 command -v systemd-analyze >/dev/null || need+=(systemd)
@@ -38,5 +39,9 @@ log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole suite, summed over every test binary.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
-     END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+summary="$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1); if ($i ~ /^ignored/) s += $(i-1) } }
+     END { printf "all tests: %d passed, %d failed, %d skipped\n", p, f, s }' "$log")"
+# A fuzzing smoke run (docs/fuzzing.md): every target briefly from its seed corpus, which holds
+# the inputs of every crash found so far. About 2-3 minutes from a clean fuzz/target.
+scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
+echo "$summary"

@@ -24,7 +24,9 @@ fuzz_target!(|data: &[u8]| {
         if let Some(name) = line.strip_prefix(b"#keep ") {
             options.keep.push(OsString::from_vec(name.to_vec()));
         } else if let Some(glob) = line.strip_prefix(b"#strip ") {
-            options.strip.push(String::from_utf8_lossy(glob).into_owned());
+            options
+                .strip
+                .push(String::from_utf8_lossy(glob).into_owned());
         } else if line == b"#allowlist" {
             options.mode = EnvMode::Allowlist;
         } else {
@@ -51,7 +53,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(report.entries.len(), env.len());
         let kept_names: Vec<_> = report.kept().map(|(name, _)| name.to_owned()).collect();
         let given: Vec<_> = kept.iter().map(|(name, _)| name.clone()).collect();
-        assert_eq!(kept_names, given, "the environment is the variables decided keep");
+        assert_eq!(
+            kept_names, given,
+            "the environment is the variables decided keep"
+        );
         let mut kept_values = kept.iter();
         for ((name, value), (entry, decision)) in env.iter().zip(&report.entries) {
             assert_eq!(name, entry.as_os_str(), "report order");

@@ -25,7 +25,10 @@ fuzz_target!(|data: &[u8]| {
         let (explained, steps) = policy.explain(&request);
         let mut rates = RateTracker::default();
         let decided = policy.evaluate(&request, &mut rates);
-        assert_eq!(explained.rule, decided.rule, "explain and evaluate disagree");
+        assert_eq!(
+            explained.rule, decided.rule,
+            "explain and evaluate disagree"
+        );
         assert_eq!(
             steps.last().is_some_and(|s| s.skipped.is_none()),
             explained.rule.is_some(),
@@ -49,18 +52,25 @@ fn requests(text: &str, data: &[u8]) -> Vec<Request> {
         .collect();
     let word = |i: usize| words.get(i % words.len().max(1)).copied().unwrap_or("gh");
     // A time anywhere from 1970 to about 2100, from the input's bytes.
-    let seed = data
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
-    let time = Timestamp::from_second((seed % 4_102_444_800) as i64).unwrap_or(Timestamp::UNIX_EPOCH);
+    let seed = data.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let time =
+        Timestamp::from_second((seed % 4_102_444_800) as i64).unwrap_or(Timestamp::UNIX_EPOCH);
     let mut out = Vec::new();
     for start in 0..words.len().min(8) {
-        let args: Vec<String> = (1..=(start % 4)).map(|k| word(start + k).to_owned()).collect();
+        let args: Vec<String> = (1..=(start % 4))
+            .map(|k| word(start + k).to_owned())
+            .collect();
         out.push(Request {
             tool: word(start).to_owned(),
             args,
             credentials: vec![word(start + 5).to_owned()],
-            agent: if start % 2 == 0 { "default".into() } else { word(start + 2).to_owned() },
+            agent: if start % 2 == 0 {
+                "default".into()
+            } else {
+                word(start + 2).to_owned()
+            },
             time,
             sha256: (start % 3 == 0).then(|| word(start + 1).to_owned()),
             http: None,

@@ -68,7 +68,11 @@ fn take<'a>(data: &mut &'a [u8]) -> &'a [u8] {
 /// needle in the whole input is covered; overlapping occurrences make one span; each span
 /// becomes one mark.
 fn reference(secrets: &[&[u8]], input: &[u8]) -> Vec<u8> {
-    let all: Vec<_> = secrets.iter().filter(|s| !s.is_empty()).flat_map(|s| needles(s)).collect();
+    let all: Vec<_> = secrets
+        .iter()
+        .filter(|s| !s.is_empty())
+        .flat_map(|s| needles(s))
+        .collect();
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for start in 0..input.len() {
         for needle in &all {
@@ -112,7 +116,9 @@ fn redact(secrets: &[&[u8]], input: &[u8], chunks: &[u8]) -> Vec<u8> {
 
 fuzz_target!(|data: &[u8]| {
     let mut data = data;
-    let count = data.split_first().map_or(1, |(&k, _)| 1 + usize::from(k % 4));
+    let count = data
+        .split_first()
+        .map_or(1, |(&k, _)| 1 + usize::from(k % 4));
     data = data.get(1..).unwrap_or_default();
     let secrets: Vec<&[u8]> = (0..count).map(|_| take(&mut data)).collect();
     let chunks = take(&mut data);
@@ -150,8 +156,16 @@ fuzz_target!(|data: &[u8]| {
             }
         }
     }
-    assert_eq!(out, redact(&secrets, &text, &[]), "the chunking changed the result");
-    assert_eq!(out, reference(&secrets, &text), "not every byte of every occurrence was removed");
+    assert_eq!(
+        out,
+        redact(&secrets, &text, &[]),
+        "the chunking changed the result"
+    );
+    assert_eq!(
+        out,
+        reference(&secrets, &text),
+        "not every byte of every occurrence was removed"
+    );
     let all_needles: Vec<_> = secrets.iter().flat_map(|s| needles(s)).collect();
     if all_needles.iter().all(|n| positions(&text, n).is_empty()) {
         assert_eq!(out, text, "output without a secret must pass unchanged");

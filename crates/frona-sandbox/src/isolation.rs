@@ -7,6 +7,7 @@
 //! (`frona doctor`). `--isolation required` (the default) turns every unavailable feature into
 //! an error with a hint; `best-effort` records it in [`Plan::skipped`]; `off` plans nothing.
 
+pub mod persistence;
 pub mod probe;
 #[cfg(target_os = "linux")]
 pub mod seccomp;
@@ -117,6 +118,10 @@ pub struct IsolationOptions {
     pub unhide: Vec<PathBuf>,
     /// Where the agent may write (`--fs-write`); empty means [`default_writable`].
     pub fs_write: Vec<PathBuf>,
+    /// Extra paths the agent may not create or change (`--protect`; see [`persistence`]).
+    pub protect: Vec<PathBuf>,
+    /// Paths to remove from the protected list (`--writable`).
+    pub writable: Vec<PathBuf>,
 }
 
 /// Credential files and directories hidden from the agent, relative to `$HOME`.
@@ -203,6 +208,10 @@ pub struct Plan {
     /// Install [`seccomp`]'s deny-list filter.
     pub seccomp: bool,
     pub landlock: Option<LandlockPlan>,
+    /// Persistence protection: read-only mounts over shell startup files, git hooks and the
+    /// like (see [`persistence`]); needs the mount namespace.
+    #[serde(default)]
+    pub persistence: Option<persistence::PersistencePlan>,
     pub skipped: Vec<Skipped>,
 }
 
@@ -217,8 +226,15 @@ impl Plan {
             hide: Vec::new(),
             loopback: false,
             proxy_relay: None,
+            persistence: None,
             ..self.clone()
         };
+        if self.persistence.is_some() {
+            plan.skipped.push(Skipped {
+                feature: "persistence protection".into(),
+                reason: "it needs a mount namespace".into(),
+            });
+        }
         plan.skipped.push(Skipped {
             feature: "namespaces".into(),
             reason,
@@ -351,11 +367,17 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
             socket: PathBuf::new(),
         });
         plan.hide = hidden_paths(options, facts);
+        plan.persistence = Some(persistence::plan(options, facts));
     } else if options.net.is_private() {
         return Err(Unavailable {
             feature: options.net.flag().into(),
             reason: "it needs a network namespace, and namespaces are unavailable".into(),
             hint: "run `frona doctor` to see why namespaces cannot be created".into(),
+        });
+    } else {
+        plan.skipped.push(Skipped {
+            feature: "persistence protection".into(),
+            reason: "it needs a mount namespace".into(),
         });
     }
 
@@ -452,6 +474,8 @@ mod tests {
             xdg_config_home: Some("/home/dev/.config".into()),
             xdg_data_home: None,
             xdg_state_home: None,
+            zdotdir: None,
+            repo: None,
             kernel: KernelFeatures::all_available(),
         }
     }

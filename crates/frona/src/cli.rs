@@ -164,7 +164,7 @@ pub struct EnvArgs {
 }
 
 /// How the agent is isolated (Linux); shared by `run` and `doctor`.
-#[derive(Debug, Args)]
+#[derive(Clone, Debug, Args)]
 pub struct IsolationArgs {
     /// `required` fails when a feature is unavailable; `best-effort` applies what it can and
     /// says what it skipped; `off` only scrubs and supervises.
@@ -189,6 +189,47 @@ pub struct IsolationArgs {
     /// default: working directory, temp dirs, the user's cache).
     #[arg(long, value_name = "PATH")]
     pub fs_write: Vec<PathBuf>,
+
+    /// Also keep the agent from creating or changing this path, even where it may write
+    /// (repeatable; persistence protection, see `--help`).
+    #[arg(long, value_name = "PATH", long_help = protect_help())]
+    pub protect: Vec<PathBuf>,
+
+    /// Let the agent create and change this protected path and anything beneath it
+    /// (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub writable: Vec<PathBuf>,
+}
+
+/// `--protect`'s long help: the protected list, from the sandbox crate's own constants.
+fn protect_help() -> String {
+    use frona_sandbox::isolation::persistence::{
+        PROTECTED_IN_CONFIG, PROTECTED_IN_HOME, PROTECTED_IN_PROJECT,
+    };
+    let home: Vec<String> = PROTECTED_IN_HOME
+        .iter()
+        .map(|(rel, _)| format!("~/{rel}"))
+        .chain(
+            PROTECTED_IN_CONFIG
+                .iter()
+                .map(|rel| format!("~/.config/{rel}")),
+        )
+        .collect();
+    format!(
+        "Also keep the agent from creating or changing this path, even where it may write \
+         (repeatable; also `run.protect` in any config file).\n\n\
+         Persistence protection: by default the agent can neither create nor change (write, \
+         append, truncate, rename over, delete and recreate, link, chmod) these paths, whether \
+         or not they exist yet:\n\
+         - in $HOME: {}, and the same under $XDG_CONFIG_HOME and $ZDOTDIR;\n\
+         - in the working directory and the root of its git repository: .git/hooks/, \
+         .git/config (the whole .git where there is no repository), core.hooksPath, \
+         submodules' hooks and config, {};\n\
+         - frona's configuration, data, state and policy directories.\n\
+         `--writable PATH` lifts a path (and what is beneath it). See docs/persistence.md.",
+        home.join(" "),
+        PROTECTED_IN_PROJECT.join(" "),
+    )
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]

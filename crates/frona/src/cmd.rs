@@ -115,6 +115,8 @@ impl IsolationArgs {
             hide: self.hide.clone(),
             unhide: self.unhide.clone(),
             fs_write: self.fs_write.clone(),
+            protect: self.protect.clone(),
+            writable: self.writable.clone(),
         }
     }
 
@@ -127,5 +129,48 @@ impl IsolationArgs {
             Failure::from_error(&e)
                 .with_hint(format!("{}; or run with --isolation best-effort", e.hint))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use frona_sandbox::isolation::probe::apparmor_hint;
+    use frona_sandbox::isolation::{Facts, KernelFeatures};
+
+    /// `frona run --isolation required` refuses with the same hint `frona doctor` prints: the
+    /// AppArmor profile for this binary, or the sysctl.
+    #[test]
+    fn required_isolation_fails_with_the_apparmor_hint() {
+        use clap::Parser as _;
+        let cli = Cli::try_parse_from(["frona", "run", "--", "agent"]).unwrap();
+        let Command::Run(args) = cli.command else {
+            panic!("not run")
+        };
+        let hint = apparmor_hint(std::path::Path::new("/opt/frona/bin/frona"));
+        let mut kernel = KernelFeatures::all_available();
+        kernel.user_namespaces = Err((
+            "AppArmor restricts unprivileged user namespaces".into(),
+            hint.clone(),
+        ));
+        let facts = Facts {
+            uid: 1000,
+            gid: 1000,
+            home: Some("/home/dev".into()),
+            cwd: "/home/dev/src".into(),
+            tmpdir: None,
+            xdg_cache_home: None,
+            xdg_config_home: None,
+            xdg_data_home: None,
+            xdg_state_home: None,
+            zdotdir: None,
+            repo: None,
+            kernel,
+        };
+        let failure = args.isolation.plan(&facts).unwrap_err();
+        assert!(failure.message.contains("AppArmor"), "{}", failure.message);
+        let given = failure.hint.unwrap();
+        assert!(given.starts_with(&hint), "{given}");
+        assert!(given.contains("profile frona /opt/frona/bin/frona flags=(unconfined)"));
     }
 }

@@ -10,9 +10,9 @@
 //! - project: `.frona/config.yaml` in the working directory or its nearest ancestor that has
 //!   one, searched up to (not including) the home directory and `/`.
 //!
-//! A layer overrides only the keys it sets. `run.strip` and `run.hide` are the exception: they
-//! accumulate across every layer (flags included), so that no layer takes away what another
-//! strips or hides.
+//! A layer overrides only the keys it sets. `run.strip`, `run.hide` and `run.protect` are the
+//! exception: they accumulate across every layer (flags included), so that no layer takes away
+//! what another strips, hides or protects.
 //!
 //! **The project rule.** A project file lives in a working tree the agent can write: a hostile
 //! agent can write `.frona/config.yaml` for the next run. So a project file may only tighten
@@ -23,9 +23,10 @@
 //!   `run.quiet` only to `false`, `run.stop_timeout` only shorter;
 //! - `run.allow_host` only to a subset of what the layers below allow (it may drop hosts,
 //!   never add one);
-//! - `run.strip` and `run.hide` add to the lists.
+//! - `run.strip`, `run.hide` and `run.protect` add to the lists.
 //!
-//! Any other key (`run.keep`, `run.unhide`, `run.fs_write`, `run.agent`, `run.policy`, every
+//! Any other key (`run.keep`, `run.unhide`, `run.fs_write`, `run.writable`, `run.agent`,
+//! `run.policy`, every
 //! `backends.*`, and whatever key is added later) is an error in a project file naming the
 //! key, and so is a value that would loosen; the hint says to put it in the user file. A
 //! project file must also be a regular file (not a link) owned by the invoking user and not
@@ -110,7 +111,7 @@ pub struct Config {
 }
 
 /// Lists that every layer adds to.
-const ACCUMULATING: &[&str] = &["run.strip", "run.hide"];
+const ACCUMULATING: &[&str] = &["run.strip", "run.hide", "run.protect"];
 
 /// The `run:` keys that have a `FRONA_*` variable.
 const RUN_ENV: &[(&str, &str)] = &[
@@ -488,6 +489,14 @@ impl Config {
         {
             args.fs_write = fs_write.clone();
         }
+        if !given.has("writable")
+            && let Some(writable) = &run.writable
+        {
+            args.writable = writable.clone();
+        }
+        let mut protect = run.protect.clone().unwrap_or_default();
+        protect.append(&mut args.protect);
+        args.protect = protect;
         let mut hide = run.hide.clone().unwrap_or_default();
         hide.append(&mut args.hide);
         args.hide = hide;

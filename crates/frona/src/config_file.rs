@@ -22,6 +22,8 @@
 //!   hide: [~/.config/acme]
 //!   unhide: [~/.ssh/known_hosts]
 //!   fs_write: [~/src, /tmp]
+//!   protect: [Makefile, ~/.cache/pre-commit]
+//!   writable: [.vscode]
 //! backends:
 //!   timeout: 5s                # per backend call, retries included
 //!   vault: { addr: https://vault.internal:8200, token_file: /run/credentials/frona.service/vault-token }
@@ -81,6 +83,12 @@ pub struct RunSection {
     pub unhide: Option<Vec<PathBuf>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fs_write: Option<Vec<PathBuf>>,
+    /// More paths the agent may not create or change (accumulates; a project file may add).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protect: Option<Vec<PathBuf>>,
+    /// Paths lifted from the protected list (not in a project file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writable: Option<Vec<PathBuf>>,
 }
 
 /// An `--allow-host` pattern, checked when the file is read.
@@ -245,6 +253,8 @@ impl ConfigFile {
         fix_all(&mut run.hide);
         fix_all(&mut run.unhide);
         fix_all(&mut run.fs_write);
+        fix_all(&mut run.protect);
+        fix_all(&mut run.writable);
         let b = &mut self.backends;
         for path in [
             &mut b.vault.token_file,

@@ -118,20 +118,34 @@ fn assert_refused(output: &Output, key: &str, layout: &Layout) {
     assert!(!all.contains(OPENAI), "secret in output: {all}");
 }
 
-/// The whole attack: an agent, isolated as usual, writes `.frona/config.yaml` asking for no
-/// isolation; the next `frona run` in that tree refuses to start instead of obeying.
+/// The whole attack: an agent writes `.frona/config.yaml` asking for no isolation. Isolated as
+/// usual it cannot (persistence protection keeps `.frona/` read-only); with that lifted
+/// (`--writable .frona`), the next `frona run` in that tree refuses to start instead of obeying.
 #[test]
 fn agent_written_project_file_cannot_turn_isolation_off() {
     let layout = Layout::new("iso-off");
-    let write = layout
-        .frona(&["run", "--quiet", "--isolation", "best-effort", "--"])
-        .args([
-            "sh",
-            "-c",
-            "mkdir -p .frona && printf 'run:\\n  isolation: off\\n' > .frona/config.yaml",
-        ])
-        .output()
-        .unwrap();
+    let plant = |flags: &[&str]| {
+        layout
+            .frona(
+                &[
+                    &["run", "--quiet", "--isolation", "best-effort"][..],
+                    flags,
+                    &["--"],
+                ]
+                .concat(),
+            )
+            .args([
+                "sh",
+                "-c",
+                "mkdir -p .frona && printf 'run:\\n  isolation: off\\n' > .frona/config.yaml",
+            ])
+            .output()
+            .unwrap()
+    };
+    let refused = plant(&[]);
+    assert_ne!(refused.status.code(), Some(0), "{}", text(&refused));
+    assert!(!layout.proj().join(".frona").exists());
+    let write = plant(&["--writable", ".frona"]);
     assert_eq!(write.status.code(), Some(0), "{}", text(&write));
     assert!(layout.proj().join(".frona/config.yaml").is_file());
     assert_refused(&layout.run_env(&[]), "run.isolation: off", &layout);

@@ -19,6 +19,8 @@ mod moto;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;
+#[cfg(target_os = "linux")]
+mod run_persistence;
 mod run_supervise;
 mod run_tty;
 mod support;

@@ -3,7 +3,7 @@
 //! - [`enter_namespaces`]: the init helper (a fresh, single-threaded `exec` of frona) unshares
 //!   the namespaces; its next child is PID 1 of the new pid namespace.
 //! - [`apply_in_init`]: that PID 1, root of the user namespace, prepares the mount namespace
-//!   (fresh `/proc`, masks over credential paths) and loopback.
+//!   (fresh `/proc`, masks over credential paths, persistence protection) and loopback.
 //! - [`RelayListener`]: under `--net proxy`, PID 1's relay from the agent's loopback to frona's
 //!   egress proxy, bound before the agent is forked and served on threads once it has.
 //! - [`apply_in_agent`]: between `fork` and `exec` of the agent (in the single-threaded helper):
@@ -13,6 +13,7 @@
 mod agent;
 mod mounts;
 mod namespaces;
+mod protect;
 mod relay;
 
 pub use agent::apply_in_agent;
@@ -44,6 +45,14 @@ pub enum IsolationError {
     },
     #[error("cannot bring up loopback in the agent's network namespace")]
     Loopback(#[source] io::Error),
+    #[error("cannot protect `{}` from the agent's writes", path.display())]
+    Protect {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot enter the working directory again after the mounts")]
+    Cwd(#[source] io::Error),
     #[error("cannot start the relay to frona's egress proxy ({step})")]
     Relay {
         step: &'static str,

@@ -148,7 +148,7 @@ fn flags(
         )
     };
     let mut out = Vec::new();
-    let candidates: [(&str, &str, &str, Value); 12] = [
+    let candidates: Vec<(&str, &str, &str, Value)> = vec![
         (
             "isolation",
             "run.isolation",
@@ -213,6 +213,18 @@ fn flags(
             "run.fs_write",
             "--fs-write",
             paths(&args.isolation.fs_write),
+        ),
+        (
+            "protect",
+            "run.protect",
+            "--protect",
+            paths(&args.isolation.protect),
+        ),
+        (
+            "writable",
+            "run.writable",
+            "--writable",
+            paths(&args.isolation.writable),
         ),
     ];
     for (id, key, flag, value) in candidates {

@@ -1,7 +1,8 @@
 //! `frona doctor`: what this system offers for isolation, and what `frona run` would apply.
 
 use frona_sandbox::EnvSnapshot;
-use frona_sandbox::isolation::probe::try_namespaces;
+use frona_sandbox::isolation::persistence::{Disposition, Preview, preview};
+use frona_sandbox::isolation::probe::{namespace_refused_hint, try_namespaces};
 use frona_sandbox::isolation::{Facts, Plan};
 use serde_json::json;
 
@@ -14,7 +15,20 @@ const RUN_WOULD_FAIL: i32 = 1;
 pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
     let facts = Facts::gather(env);
     let namespaces_probe = try_namespaces(facts.uid != 0);
-    let plan = args.isolation.plan(&facts);
+    // A refusal that no sysctl explains (those have their own hint above it).
+    let probe_hint = match (&namespaces_probe, &facts.kernel.user_namespaces) {
+        (Err(_), Ok(())) => Some(namespace_refused_hint(std::path::Path::new("/"))),
+        (Err(_), Err(_)) if facts.uid == 0 => {
+            Some(namespace_refused_hint(std::path::Path::new("/")))
+        }
+        _ => None,
+    };
+    let mut isolation = args.isolation.clone();
+    isolation
+        .protect
+        .extend(super::run::frona_protected(env, None));
+    let plan = isolation.plan(&facts);
+    let (persistence, pins) = plan.as_ref().map(preview).unwrap_or_default();
     let kernel = &facts.kernel;
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -26,10 +40,11 @@ pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             "kernel": release,
             "uid": facts.uid,
             "user_namespaces": status(&kernel.user_namespaces.clone().map(|()| true)),
-            "namespaces_probe": match &namespaces_probe { Ok(()) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e}) },
+            "namespaces_probe": match &namespaces_probe { Ok(()) => json!({"ok": true}), Err(e) => json!({"ok": false, "error": e, "hint": probe_hint}) },
             "seccomp": status(&kernel.seccomp.clone().map(|()| true)),
             "landlock_abi": status(&kernel.landlock_abi.clone()),
             "plan": plan.as_ref().ok(),
+            "persistence": {"paths": persistence, "pinned": pins},
             "error": plan.as_ref().err().map(|f| json!({"message": f.message, "hint": f.hint})),
         });
         println!(
@@ -62,7 +77,10 @@ pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
         "  namespace probe:  {}",
         match &namespaces_probe {
             Ok(()) => "created user/mount/pid/ipc/uts namespaces".to_owned(),
-            Err(e) => format!("failed: {e}"),
+            Err(e) => match &probe_hint {
+                Some(hint) => format!("failed: {e}\n                    hint: {hint}"),
+                None => format!("failed: {e}"),
+            },
         }
     );
     println!(
@@ -74,7 +92,7 @@ pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
         text(&kernel.landlock_abi.clone().map(|abi| format!("ABI {abi}")))
     );
     match &plan {
-        Ok(plan) => print_plan(plan),
+        Ok(plan) => print_plan(plan, &persistence, pins),
         Err(failure) => {
             println!("\nfrona run would refuse to start: {}", failure.message);
             if let Some(hint) = &failure.hint {
@@ -99,7 +117,7 @@ fn text(value: &Result<String, (String, String)>) -> String {
     }
 }
 
-fn print_plan(plan: &Plan) {
+fn print_plan(plan: &Plan, persistence: &[Preview], pins: usize) {
     println!(
         "\nfrona run would apply (--isolation {}):",
         serde_json::to_value(plan.mode)
@@ -184,11 +202,41 @@ fn print_plan(plan: &Plan) {
             hidden.join(" ")
         }
     );
+    if plan.persistence.is_some() {
+        print_persistence(persistence, pins);
+    }
     for skipped in &plan.skipped {
         println!(
             "  skipped:          {}: {}",
             skipped.feature, skipped.reason
         );
+    }
+}
+
+/// The protected paths, grouped by what `frona run` would do with each here.
+fn print_persistence(persistence: &[Preview], pins: usize) {
+    println!(
+        "  persistence:      the agent may not create or change these (docs/persistence.md){}",
+        if pins > 0 {
+            format!("; {pins} parent directories pinned")
+        } else {
+            String::new()
+        }
+    );
+    for (disposition, label) in [
+        (Disposition::ReadOnly, "read-only:"),
+        (Disposition::Placeholder, "placeholder:"),
+        (Disposition::Landlock, "landlock:"),
+        (Disposition::Unwritable, "unwritable:"),
+    ] {
+        let paths: Vec<String> = persistence
+            .iter()
+            .filter(|p| p.disposition == disposition)
+            .map(|p| p.path.display().to_string())
+            .collect();
+        if !paths.is_empty() {
+            println!("    {label:<16}{}", paths.join(" "));
+        }
     }
 }
 

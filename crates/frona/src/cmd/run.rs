@@ -3,7 +3,8 @@
 
 use frona_sandbox::EnvSnapshot;
 use frona_sandbox::environ::wipe_process_environ;
-use frona_sandbox::isolation::Facts;
+use frona_sandbox::isolation::persistence::{self, Placeholders};
+use frona_sandbox::isolation::{Facts, IsolationMode, Skipped};
 use frona_sandbox::scrub::{scrub, service_manager_var};
 use frona_sandbox::supervise::{Events, InitConfig, Started, SuperviseError, supervise_init};
 
@@ -35,6 +36,9 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     isolation
         .hide
         .extend(crate::systemd::credentials::directory(&env));
+    isolation
+        .protect
+        .extend(frona_protected(&env, args.policy.clone()));
     let mut plan = isolation.plan(&Facts::gather(&env))?;
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
@@ -45,7 +49,13 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .policy
         .clone()
         .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
-    let serve_calls = !args.no_broker && policy_dir.is_dir();
+    // Another session's placeholder for a missing policy directory does not count.
+    let serve_calls =
+        !args.no_broker && policy_dir.is_dir() && !persistence::is_placeholder(&policy_dir);
+    // Placeholders for missing protected paths exist from here (after every decision that
+    // looks at frona's own directories) until the agent and the broker's tools are gone
+    // (`release` below; dropped on every early return).
+    let mut placeholders = prepare_persistence(&mut plan)?;
     let broker = if !serve_calls && plan.proxy_relay.is_none() {
         None
     } else {
@@ -122,7 +132,45 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
             Err(e) => format!("frona failed: {e}"),
         });
     }
+    drop(broker);
+    placeholders.release();
     status.map_err(|e| failure(&e))
+}
+
+/// Persistence protection for frona itself: the agent may not create or change frona's
+/// configuration, data, state and policies (the next run's defaults and rules), wherever they
+/// are, even where they do not exist yet.
+pub fn frona_protected(
+    env: &EnvSnapshot,
+    policy: Option<std::path::PathBuf>,
+) -> Vec<std::path::PathBuf> {
+    vec![
+        crate::dirs::config_dir(env),
+        crate::dirs::data_dir(env),
+        crate::dirs::state_dir(env),
+        crate::dirs::system_config_file(env),
+        policy.unwrap_or_else(|| crate::dirs::config_dir(env).join("policies")),
+    ]
+}
+
+/// Decides the persistence mounts and makes the placeholders they need; under `best-effort` a
+/// failure leaves persistence protection out (and says so) instead of refusing to start.
+fn prepare_persistence(plan: &mut frona_sandbox::isolation::Plan) -> Result<Placeholders, Failure> {
+    match persistence::prepare(plan) {
+        Ok(placeholders) => Ok(placeholders),
+        Err(err) if plan.mode == IsolationMode::BestEffort => {
+            plan.persistence = None;
+            plan.skipped.push(Skipped {
+                feature: "persistence protection".into(),
+                reason: frona_sandbox::error_chain(&err),
+            });
+            Ok(Placeholders::default())
+        }
+        Err(err) => Err(Failure::from_error(&err).with_hint(format!(
+            "leave it out with --writable {}, or run with --isolation best-effort",
+            err.path.display()
+        ))),
+    }
 }
 
 /// What the supervisor reports: the init helper's pid opens the broker to the agent's tree;

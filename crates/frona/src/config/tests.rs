@@ -194,6 +194,7 @@ fn project_may_not_loosen_or_set_other_keys() {
         ("run: {keep: [OPENAI_API_KEY]}", "run.keep"),
         ("run: {unhide: [~/.ssh]}", "run.unhide"),
         ("run: {fs_write: [/]}", "run.fs_write"),
+        ("run: {writable: [.git/hooks]}", "run.writable"),
         ("run: {agent: trusted}", "run.agent"),
         ("run: {policy: /tmp/permissive}", "run.policy"),
         (
@@ -316,4 +317,33 @@ fn net_proxy_and_allow_host_in_a_project() {
     tree.user("run: {allow_host: [\"*.com\"]}");
     let err = tree.load().unwrap_err();
     assert!(err.message.contains("whole top-level domain"), "{err:?}");
+}
+
+/// `run.protect` accumulates like `run.hide`: a project file adds to it, flags too.
+#[test]
+fn protect_accumulates_and_a_project_may_add() {
+    let tree = Tree::new("protect");
+    tree.user("run: {protect: [~/.cache/pre-commit], writable: [.vscode]}")
+        .project("run: {protect: [Makefile]}");
+    let config = tree.load().unwrap();
+    assert_eq!(
+        config.file.run.protect,
+        Some(vec![
+            tree.root.join("home/.cache/pre-commit"),
+            tree.root.join("home/proj/Makefile")
+        ])
+    );
+    use clap::Parser as _;
+    let cli =
+        crate::cli::Cli::try_parse_from(["frona", "run", "--protect", "x", "--", "a"]).unwrap();
+    let crate::cli::Command::Run(mut args) = cli.command else {
+        panic!()
+    };
+    config.apply_isolation(Given(None), &mut args.isolation);
+    assert_eq!(args.isolation.protect.len(), 3);
+    // A relative path in the user file is taken from its directory.
+    assert_eq!(
+        args.isolation.writable,
+        [tree.root.join("home/.config/frona/.vscode")]
+    );
 }

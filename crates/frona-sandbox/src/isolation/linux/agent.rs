@@ -42,7 +42,15 @@ pub fn apply_in_agent(plan: &Plan, seccomp_program: &SeccompProgram) -> io::Resu
     if let Some(landlock) = &plan.landlock {
         match restrict_writes(&landlock.writable) {
             Ok(true) => {}
-            Ok(false) if !landlock.required && plan.mode == IsolationMode::BestEffort => {
+            // Persistence protection left some paths to Landlock: it must hold.
+            Ok(false)
+                if !landlock.required
+                    && plan.mode == IsolationMode::BestEffort
+                    && !plan
+                        .persistence
+                        .as_ref()
+                        .is_some_and(|p| p.relies_on_landlock) =>
+            {
                 eprintln!("frona: isolation: skipped: landlock is not enforced by this kernel");
             }
             Ok(false) => step(

@@ -7,6 +7,7 @@ use std::path::Path;
 use nix::mount::{MsFlags, mount};
 
 use super::IsolationError;
+use super::protect::{self, Phase};
 use crate::isolation::{IsolationMode, Plan};
 
 const MASK_FLAGS: MsFlags = MsFlags::MS_RDONLY
@@ -25,6 +26,8 @@ pub fn apply_in_init(plan: &Plan) -> Result<(), IsolationError> {
             other => other,
         }
     };
+    // Where the agent starts, entered again once the mounts are made (see below).
+    let cwd = plan.namespaces.mount.then(std::env::current_dir);
     if plan.namespaces.mount {
         // Nothing the agent's namespace mounts propagates back to the host.
         mount(
@@ -48,11 +51,25 @@ pub fn apply_in_init(plan: &Plan) -> Result<(), IsolationError> {
             .map_err(|e| IsolationError::Proc(e.into())),
         )?;
     }
+    let protect = plan
+        .persistence
+        .as_ref()
+        .map_or(&[][..], |p| p.mounts.as_slice());
+    protect::apply(protect, Phase::BeforeMasks, &tolerate)?;
     for path in &plan.hide {
         tolerate(hide(path).map_err(|source| IsolationError::Hide {
             path: path.clone(),
             source,
         }))?;
+    }
+    protect::apply(protect, Phase::AfterMasks, &tolerate)?;
+    if let Some(cwd) = cwd {
+        // The working directory this process inherited is the one *under* any mount made on
+        // it or an ancestor: a relative path from there would miss the protection.
+        tolerate(
+            cwd.and_then(std::env::set_current_dir)
+                .map_err(IsolationError::Cwd),
+        )?;
     }
     if plan.loopback {
         tolerate(loopback_up().map_err(IsolationError::Loopback))?;
