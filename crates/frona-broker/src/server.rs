@@ -516,6 +516,19 @@ impl Broker {
                 cwd,
             } => (tool, Vec::new(), credentials, reason, cwd, true),
         };
+        // Rules name tools by their program name, which must mean the program of that name in
+        // the tools' PATH: `./bin/gh` (the agent's own script) is not the `gh` a rule permits.
+        if tool.contains('/') && !self.is_the_named_tool(&tool, &cwd) {
+            let mut record = peer_info;
+            record.insert("tool".into(), tool.clone().into());
+            return deny(
+                format!(
+                    "`{tool}` is not the `{}` in the tools' PATH; call tools by name (policies match names)",
+                    tool.rsplit('/').next().unwrap_or_default()
+                ),
+                record,
+            );
+        }
         // The binary is looked up only when it will run or its hash is matched.
         let program = (!deliver || self.config.policy.pins_binaries())
             .then(|| self.resolve(&tool))
@@ -693,6 +706,19 @@ impl Broker {
             .collect()
     }
 
+    /// Whether the path `tool` (relative to the caller's `cwd`) is the very file its name finds
+    /// in the tools' PATH.
+    fn is_the_named_tool(&self, tool: &str, cwd: &str) -> bool {
+        let name = tool.rsplit('/').next().unwrap_or_default();
+        match (
+            self.resolve(name),
+            std::fs::canonicalize(Path::new(cwd).join(tool)),
+        ) {
+            (Some(named), Ok(given)) => std::fs::canonicalize(named).is_ok_and(|n| n == given),
+            _ => false,
+        }
+    }
+
     /// Finds `tool` in the tools' PATH (or takes it as a path).
     fn resolve(&self, tool: &str) -> Option<PathBuf> {
         if tool.contains('/') {
@@ -782,7 +808,16 @@ impl Broker {
         let env = credential.env.clone().unwrap_or_else(|| env_name(name));
         match credential.kind {
             CredentialKind::Static | CredentialKind::Totp => {
-                let value = match self.cache.get(name) {
+                // Keyed by what is fetched, not only the name: scopes resolve a name to
+                // different secrets in different projects.
+                let key = format!(
+                    "{name}\0{}\0{}\0{}\0{}",
+                    credential.backend,
+                    credential.path,
+                    credential.field.as_deref().unwrap_or_default(),
+                    credential.version.as_deref().unwrap_or_default()
+                );
+                let value = match self.cache.get(&key) {
                     Some(value) => value,
                     None if !may_block => return Ok(false),
                     None => {
@@ -790,7 +825,7 @@ impl Broker {
                             credential.backend,
                             backend.fetch(&SecretRef::from(credential)),
                         )?;
-                        self.cache.put(name, value.clone());
+                        self.cache.put(&key, value.clone());
                         value
                     }
                 };

@@ -700,3 +700,24 @@ fn totp_tools_get_the_code_not_the_seed() {
     assert!(out.contains("seen=[REDACTED]"), "{out}");
     assert!(!out.contains(SEED), "{out}");
 }
+
+/// Policies name tools; a path the agent gives must be the tool of that name in the tools'
+/// PATH. The agent's own `./sh` (which would print the value reversed, past the redactor) is
+/// refused under the rule for `sh`; `/bin/sh` itself is fine.
+#[test]
+fn a_tool_path_must_be_the_tool_the_policy_names() {
+    let dirs = setup("tool-path", POLICY);
+    let frona = frona_bin();
+    let script = format!(
+        "printf '#!/bin/sh\\necho \"$STRIPE_API_KEY\" | rev\\n' > sh; chmod +x sh; \
+         {f} tool --credential stripe-key -- ./sh; echo rc1=$?; \
+         {f} tool --credential stripe-key -- /bin/sh -c 'echo real'; echo rc2=$?",
+        f = frona.display()
+    );
+    let out = text(&run_agent(&dirs, &script));
+    let reversed: String = VALUE.chars().rev().collect();
+    assert!(!out.contains(&reversed), "the value leaked reversed: {out}");
+    assert!(out.contains("is not the `sh` in the tools' PATH"), "{out}");
+    assert!(out.contains("rc1=77"), "{out}");
+    assert!(out.contains("real\nrc2=0"), "{out}");
+}
