@@ -57,7 +57,7 @@ pub enum LocalError {
     BadKeyFile { path: PathBuf },
     #[error("local store: the key file `{}` is readable by others; run `chmod 600` on it", path.display())]
     KeyFileMode { path: PathBuf },
-    #[error("local store: `{}` was created with a passphrase; set FRONA_PASSPHRASE or run interactively", path.display())]
+    #[error("local store: `{}` was created with a passphrase; set FRONA_PASSPHRASE (or, under systemd, load the `frona-passphrase` credential)", path.display())]
     NeedsPassphrase { path: PathBuf },
     #[error("local store: the {key:?} key does not open `{}` (wrong key, or the file was created with another one)", path.display())]
     WrongKey { path: PathBuf, key: KeySource },

@@ -461,7 +461,8 @@ pub async fn serve(
         tokio::spawn(async move {
             // Held by this task and by any tunnel the connection becomes.
             let slot = Arc::new(permit);
-            let root = broker.agent_root();
+            // Blocks only in the moment before frona has recorded the agent (see `agent_root`).
+            let root = tokio::task::block_in_place(|| broker.agent_root());
             let member = root > 0 && peer.is_some_and(|p| descends_from(p.pid, root));
             let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let broker = Arc::clone(&broker);

@@ -797,7 +797,8 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::UnixListener) {
         });
         let broker = Arc::clone(&broker);
         tokio::spawn(async move {
-            let root = broker.agent_root();
+            // Blocks only in the moment before frona has recorded the agent (see `agent_root`).
+            let root = tokio::task::block_in_place(|| broker.agent_root());
             let member = root > 0 && peer.is_some_and(|p| descends_from(p.pid, root));
             let service = hyper::service::service_fn(
                 move |incoming: http::Request<hyper::body::Incoming>| {

@@ -215,10 +215,18 @@ impl Broker {
         &self.runtime
     }
 
-    /// The agent's init helper's pid (0 before it started).
-    #[cfg(feature = "proxy")]
+    /// The agent's init helper's pid. The agent can call before frona has recorded it (in the
+    /// moment after the spawn): a caller then waits up to 2 s for it rather than being refused.
+    /// 0 if there is still none.
     pub(crate) fn agent_root(&self) -> i32 {
-        self.config.agent_root.load(Ordering::SeqCst)
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let root = self.config.agent_root.load(Ordering::SeqCst);
+            if root > 0 || Instant::now() >= deadline {
+                return root;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Accepts connections until the listener fails; one thread per connection, at most
@@ -310,7 +318,7 @@ impl Broker {
             }
             let started = Instant::now();
             let member = *member.get_or_insert_with(|| {
-                let root = self.config.agent_root.load(Ordering::SeqCst);
+                let root = self.agent_root();
                 root > 0 && peer.is_some_and(|p| descends_from(p.pid, root))
             });
             if !member {
