@@ -42,7 +42,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use serde_json::{Map, Value, json};
 
-use crate::peer::{Peer, descends_from};
+use crate::peer::Peer;
 use crate::server::Broker;
 
 /// The header that says why the proxy refused.
@@ -450,20 +450,13 @@ pub async fn serve(
             tracing::warn!("egress proxy: {MAX_CONNECTIONS} connections open; closing a new one");
             continue;
         };
-        let peer = stream.peer_cred().ok().and_then(|c| {
-            Some(Peer {
-                pid: c.pid()?,
-                uid: c.uid(),
-            })
-        });
+        let peer = crate::peer::peer_of(&stream).ok();
         let broker = Arc::clone(&broker);
         let resolver = Arc::clone(&resolver);
         tokio::spawn(async move {
             // Held by this task and by any tunnel the connection becomes.
             let slot = Arc::new(permit);
-            // Blocks only in the moment before frona has recorded the agent (see `agent_root`).
-            let root = tokio::task::block_in_place(|| broker.agent_root());
-            let member = root > 0 && peer.is_some_and(|p| descends_from(p.pid, root));
+            let member = tokio::task::block_in_place(|| broker.in_agent_tree(peer));
             let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
                 let broker = Arc::clone(&broker);
                 let resolver = Arc::clone(&resolver);

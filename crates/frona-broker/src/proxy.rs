@@ -25,7 +25,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 use serde_json::{Map, json};
 
-use crate::peer::{Peer, descends_from};
+use crate::peer::Peer;
 use crate::redact::Redactor;
 use crate::server::{Broker, Prepared};
 
@@ -789,17 +789,10 @@ pub async fn serve(broker: Arc<Broker>, listener: tokio::net::UnixListener) {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let peer = stream.peer_cred().ok().and_then(|c| {
-            Some(Peer {
-                pid: c.pid()?,
-                uid: c.uid(),
-            })
-        });
+        let peer = crate::peer::peer_of(&stream).ok();
         let broker = Arc::clone(&broker);
         tokio::spawn(async move {
-            // Blocks only in the moment before frona has recorded the agent (see `agent_root`).
-            let root = tokio::task::block_in_place(|| broker.agent_root());
-            let member = root > 0 && peer.is_some_and(|p| descends_from(p.pid, root));
+            let member = tokio::task::block_in_place(|| broker.in_agent_tree(peer));
             let service = hyper::service::service_fn(
                 move |incoming: http::Request<hyper::body::Incoming>| {
                     let broker = Arc::clone(&broker);

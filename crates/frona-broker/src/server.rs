@@ -229,6 +229,13 @@ impl Broker {
         }
     }
 
+    /// Whether `peer` is the agent or one of its descendants: who may use the broker, the
+    /// credential proxy and the egress proxy. Blocks only while the agent is not yet recorded.
+    pub(crate) fn in_agent_tree(&self, peer: Option<crate::peer::Peer>) -> bool {
+        let root = self.agent_root();
+        root > 0 && peer.is_some_and(|p| descends_from(p.pid, root))
+    }
+
     /// Accepts connections until the listener fails; one thread per connection, at most
     /// [`MAX_CONNECTIONS`] at once (an agent opening sockets in a loop does not exhaust frona).
     pub fn serve(self: Arc<Self>, listener: UnixListener) {
@@ -317,10 +324,7 @@ impl Broker {
                 return;
             }
             let started = Instant::now();
-            let member = *member.get_or_insert_with(|| {
-                let root = self.agent_root();
-                root > 0 && peer.is_some_and(|p| descends_from(p.pid, root))
-            });
+            let member = *member.get_or_insert_with(|| self.in_agent_tree(peer));
             if !member {
                 return self.deny(
                     &replies,

@@ -284,21 +284,7 @@ pub struct HostPatterns(pub Vec<HostPattern>);
 
 impl<'de> Deserialize<'de> for HostPatterns {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(serde::Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(String),
-            Many(Vec<String>),
-        }
-        let texts = match OneOrMany::deserialize(d)? {
-            OneOrMany::One(text) => vec![text],
-            OneOrMany::Many(texts) => texts,
-        };
-        texts
-            .iter()
-            .map(|t| HostPattern::parse(t).map_err(de::Error::custom))
-            .collect::<Result<_, _>>()
-            .map(HostPatterns)
+        crate::schema::one_or_many(d, HostPattern::parse).map(HostPatterns)
     }
 }
 

@@ -29,22 +29,33 @@ pub struct Patterns(pub Vec<Glob>);
 
 impl<'de> Deserialize<'de> for Patterns {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(String),
-            Many(Vec<String>),
-        }
-        let texts = match OneOrMany::deserialize(d)? {
-            OneOrMany::One(text) => vec![text],
-            OneOrMany::Many(texts) => texts,
-        };
-        texts
-            .iter()
-            .map(|t| Glob::new(t).map_err(de::Error::custom))
-            .collect::<Result<_, _>>()
-            .map(Patterns)
+        one_or_many(d, Glob::new).map(Patterns)
     }
+}
+
+/// A string or a list of strings (`tool: gh` or `tool: [gh, git]`), each parsed by `parse`.
+pub(crate) fn one_or_many<'de, D, T, E>(
+    d: D,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    E: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    let texts = match OneOrMany::deserialize(d)? {
+        OneOrMany::One(text) => vec![text],
+        OneOrMany::Many(texts) => texts,
+    };
+    texts
+        .iter()
+        .map(|t| parse(t).map_err(de::Error::custom))
+        .collect()
 }
 
 /// A regular expression, compiled when the file is read.

@@ -27,6 +27,21 @@ rules:
   - { name: ask, tool: load-ask, credentials: [load-key], effect: ask, timeout: 60s, issue: { deliver: value } }
 "#;
 
+/// A local credential `load-key` holding `value`, and the load policy.
+fn setup(name: &str, value: &str) -> Dirs {
+    let dirs = Dirs::new(name);
+    dirs.store("load", value);
+    let register = dirs
+        .cmd(&["credential", "register", "--name", "load-key"])
+        .args(["--backend", "local", "--path", "load"])
+        .output()
+        .unwrap();
+    assert!(register.status.success());
+    std::fs::create_dir_all(dirs.root.join("config/policies")).unwrap();
+    std::fs::write(dirs.root.join("config/policies/load.yaml"), POLICY).unwrap();
+    dirs
+}
+
 /// VmRSS and VmHWM of `pid`, in KiB.
 fn memory(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -60,17 +75,8 @@ fn control_socket(dirs: &Dirs) -> std::path::PathBuf {
 
 #[test]
 fn ten_thousand_calls_with_approvals_revocations_and_rotation() {
-    let dirs = Dirs::new("load");
     let mut values = vec!["load-value-0000000000000000".to_owned()];
-    dirs.store("load", &values[0]);
-    let register = dirs
-        .cmd(&["credential", "register", "--name", "load-key"])
-        .args(["--backend", "local", "--path", "load"])
-        .output()
-        .unwrap();
-    assert!(register.status.success());
-    std::fs::create_dir_all(dirs.root.join("config/policies")).unwrap();
-    std::fs::write(dirs.root.join("config/policies/load.yaml"), POLICY).unwrap();
+    let dirs = setup("load", &values[0]);
 
     let mut frona = dirs
         .cmd(&["run", "--quiet", "--"])
@@ -244,16 +250,7 @@ fn ten_thousand_calls_with_approvals_revocations_and_rotation() {
 /// memory stays bounded.
 #[test]
 fn hostile_frames_get_errors_and_others_are_still_served() {
-    let dirs = Dirs::new("frames");
-    dirs.store("load", "load-value-0000000000000000");
-    let register = dirs
-        .cmd(&["credential", "register", "--name", "load-key"])
-        .args(["--backend", "local", "--path", "load"])
-        .output()
-        .unwrap();
-    assert!(register.status.success());
-    std::fs::create_dir_all(dirs.root.join("config/policies")).unwrap();
-    std::fs::write(dirs.root.join("config/policies/load.yaml"), POLICY).unwrap();
+    let dirs = setup("frames", "load-value-0000000000000000");
     let frona = dirs
         .cmd(&["run", "--quiet", "--"])
         .arg(agent_bin())
