@@ -58,8 +58,15 @@ for target in "${targets[@]}"; do
   fi
   status=0
   "$bin" "${args[@]}" >"$log" 2>&1 || status=$?
-  runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
-  rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | awk '{ s += $1 } END { print s + 0 }')"
+  if ((jobs > 1)); then
+    # -fork prints no final stats; its last status line has the total runs and the rate.
+    runs="$(sed -n 's/^#\([0-9]*\): .*/\1/p' "$log" | tail -n 1)"
+    rate="$(sed -n 's/^#[0-9]*: .* exec\/s: \([0-9]*\) .*/\1/p' "$log" | tail -n 1)"
+  else
+    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
+  fi
+  runs="${runs:-0}" rate="${rate:-0}"
   if ((status != 0)); then
     failed+=("$target")
     echo "fuzz: $target FAILED (exit $status) after $runs runs; the end of $log:" >&2

@@ -523,9 +523,12 @@ fn doctor_shows_the_persistence_plan() {
         state(&world.home.join(".bashrc")).as_deref(),
         Some("read-only")
     );
-    assert_eq!(
-        state(&world.home.join(".zshrc")).as_deref(),
-        Some("landlock")
+    // Landlock keeps a missing file from being created when its directory is not writable;
+    // a checkout under /tmp (writable by default) gets a placeholder instead. Either protects.
+    let zshrc = state(&world.home.join(".zshrc"));
+    assert!(
+        matches!(zshrc.as_deref(), Some("landlock" | "placeholder")),
+        "{zshrc:?}"
     );
     assert_eq!(
         state(&world.proj.join(".git/hooks")).as_deref(),
