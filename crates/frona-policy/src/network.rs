@@ -187,7 +187,19 @@ impl HostPattern {
                 Ok(p) if p <= max && prefix == p.to_string() => p,
                 _ => return Err(PatternError::Invalid(trimmed.to_owned())),
             };
-            let min = if addr.is_ipv4() {
+            // An IPv4 network written in IPv6 (`::ffff:10.0.0.0/104`) is matched as the IPv4
+            // network (`10.0.0.0/8`), so its prefix counts IPv4 bits; one shorter than the
+            // embedded part (/96) spans more than IPv4 and is refused. It used to keep its IPv6
+            // prefix, which overflowed `32 - prefix` when matching (found while fuzzing).
+            let canonical_addr = canonical(addr);
+            let prefix = if addr.is_ipv6() && canonical_addr.is_ipv4() {
+                prefix
+                    .checked_sub(96)
+                    .ok_or_else(|| PatternError::Invalid(trimmed.to_owned()))?
+            } else {
+                prefix
+            };
+            let min = if canonical_addr.is_ipv4() {
                 MIN_PREFIX_V4
             } else {
                 MIN_PREFIX_V6
@@ -196,7 +208,7 @@ impl HostPattern {
                 return Err(PatternError::TooWide(trimmed.to_owned()));
             }
             Matcher::Net {
-                addr: canonical(addr),
+                addr: canonical_addr,
                 prefix,
             }
         } else if let Ok(addr) = host.parse::<IpAddr>() {
@@ -402,9 +414,12 @@ pub enum Target {
 }
 
 impl Target {
-    /// Parses the host of a request (`example.com`, `Example.COM.`, `10.0.0.1`, `[::1]` or
-    /// `::1`). `None` when it is neither a valid name nor an address.
+    /// Parses the host of a request (`example.com`, `Example.COM.`, `10.0.0.1`, `10.0.0.1.`,
+    /// `[::1]` or `::1`). `None` when it is neither a valid name nor an address.
     pub fn parse(host: &str) -> Option<Self> {
+        // The root's trailing dot goes first: `10.0.0.1.` is the address, not a name that
+        // looks like it (found by fuzzing: it was shown as the address it did not match).
+        let host = host.strip_suffix('.').unwrap_or(host);
         let inner = host
             .strip_prefix('[')
             .and_then(|h| h.strip_suffix(']'))
@@ -412,7 +427,7 @@ impl Target {
         if let Ok(ip) = inner.parse::<IpAddr>() {
             return Some(Target::Ip(canonical(ip)));
         }
-        let name = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
+        let name = host.to_ascii_lowercase();
         (!name.is_empty() && name.len() <= 253 && name.split('.').all(valid_label))
             .then_some(Target::Name(name))
     }

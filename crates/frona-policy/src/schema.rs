@@ -234,7 +234,9 @@ impl<'de> Deserialize<'de> for Hours {
         let minutes = |t: &str| -> Option<u16> {
             let (h, m) = t.trim().split_once(':')?;
             let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
-            (h <= 24 && m < 60 && h * 60 + m <= 1440).then_some(h * 60 + m)
+            // Checked: `6200:00` must be an error, not an overflow (found by fuzzing).
+            let total = h.checked_mul(60)?.checked_add(m)?;
+            (h <= 24 && m < 60 && total <= 1440).then_some(total)
         };
         match text
             .split_once('-')

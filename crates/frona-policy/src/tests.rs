@@ -398,3 +398,15 @@ fn an_ask_rule_carries_its_issue_for_after_approval() {
     assert_eq!(issue.ttl, Some(std::time::Duration::from_secs(300)));
     assert_eq!(issue.deliver, Deliver::Value);
 }
+
+/// Found by fuzzing (fuzz/corpus/policy/regression-hours-overflow.yaml): `6200:00` overflowed
+/// the minutes computation (a panic in a debug build) instead of being refused.
+#[test]
+fn hours_far_out_of_range_are_an_error() {
+    for hours in ["0:0-6200:00", "65535:59-1:00", "24:00-1092:16"] {
+        let text =
+            format!("rules:\n  - name: x\n    when: {{ hours: \"{hours}\" }}\n    effect: deny\n");
+        let err = PolicySet::load([("p.yaml", text.as_str())]).unwrap_err();
+        assert!(err.message.contains("not a time range"), "{hours}: {err}");
+    }
+}

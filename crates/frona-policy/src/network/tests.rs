@@ -363,3 +363,52 @@ fn bad_network_sections_are_load_errors_with_positions() {
     );
     assert!(e.message.contains("already used"), "{e}");
 }
+
+/// Found by fuzzing (fuzz/corpus/policy/regression-target-trailing-dot.yaml): `10.0.0.1.` was a
+/// host *name* shown as `10.0.0.1`, so it read back as the address it had not been matched as.
+#[test]
+fn an_address_with_the_root_dot_is_the_address() {
+    assert_eq!(name("192.168.1.1."), Target::Ip(ip("192.168.1.1")));
+    assert_eq!(name("[::1]."), Target::Ip(ip("::1")));
+    for text in [
+        "192.168.1.1.",
+        "Example.COM.",
+        "[::ffff:10.0.0.1]",
+        "fe80::1",
+    ] {
+        let target = name(text);
+        assert_eq!(name(&target.to_string()), target, "{text}");
+    }
+    assert!(!pattern("*.168.1.1").matches_target(&name("192.168.1.1.")));
+}
+
+/// Found while fuzzing (fuzz/corpus/policy/regression-embedded-v4-prefix.yaml): an IPv4 network
+/// written in IPv6 kept its IPv6 prefix; matching then computed `32 - 104` (a panic in a debug
+/// build, and in a release build a mask of zero: every IPv4 address matched).
+#[test]
+fn an_ipv4_network_written_in_ipv6_is_that_ipv4_network() {
+    let net = pattern("::ffff:10.0.0.0/104");
+    assert!(net.is_address());
+    assert!(net.matches_ip(ip("10.200.0.1")));
+    assert!(net.matches_ip(ip("::ffff:10.200.0.1")));
+    assert!(!net.matches_ip(ip("11.0.0.1")));
+    assert!(!net.matches_ip(ip("169.254.169.254")));
+    assert!(pattern("64:ff9b::a01:203/128").matches_ip(ip("10.1.2.3")));
+    let err = |text: &str| HostPattern::parse(text).unwrap_err();
+    assert_eq!(
+        err("::ffff:10.0.0.0/95"),
+        PatternError::Invalid("::ffff:10.0.0.0/95".into())
+    );
+    assert_eq!(
+        err("::ffff:0.0.0.0/96"),
+        PatternError::TooWide("::ffff:0.0.0.0/96".into())
+    );
+    let policy = set("network:\n  - name: ten\n    allow: [\"::ffff:10.0.0.0/104\"]\n");
+    let request = request("internal.example.com", 443, "default");
+    assert_eq!(policy.egress_address(&request, ip("10.1.2.3")), None);
+    assert!(
+        policy
+            .egress_address(&request, ip("169.254.169.254"))
+            .is_some_and(|d| !d.allowed)
+    );
+}
