@@ -152,9 +152,9 @@ impl fmt::Display for Inject {
     }
 }
 
-/// Headers the proxy manages itself; a route may not inject into them.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
+/// Headers the HTTP proxy never forwards in either direction: hop-by-hop (RFC 9110 §7.6.1),
+/// proxy credentials, and those it sets itself.
+pub const UNFORWARDED_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-authenticate",
@@ -164,10 +164,16 @@ const RESERVED_HEADERS: &[&str] = &[
     "trailer",
     "transfer-encoding",
     "upgrade",
+    "host",
     "content-length",
-    "content-encoding",
-    "accept-encoding",
 ];
+
+/// Headers a route may not inject into: those the proxy manages itself.
+fn reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    UNFORWARDED_HEADERS.contains(&name.as_str())
+        || ["content-encoding", "accept-encoding"].contains(&name.as_str())
+}
 
 impl FromStr for Inject {
     type Err = RegistryError;
@@ -184,10 +190,7 @@ impl FromStr for Inject {
             Some(("basic", user)) if !user.is_empty() && !user.contains(':') => Inject::Basic {
                 user: Some(user.into()),
             },
-            Some(("header", name))
-                if token(name)
-                    && !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) =>
-            {
+            Some(("header", name)) if token(name) && !reserved_header(name) => {
                 Inject::Header(name.into())
             }
             Some(("query", name))

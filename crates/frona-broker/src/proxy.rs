@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use bytes::Bytes;
 use frona_backends::Secret;
-use frona_backends::registry::{Credential, Inject, Registry};
+use frona_backends::registry::{Credential, Inject, Registry, UNFORWARDED_HEADERS};
 use frona_policy::{Effect, HTTP_TOOL, HttpCall, Request};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
@@ -197,22 +197,6 @@ fn refusal(status: StatusCode, message: impl Into<String>) -> ProxyResponse {
 /// A refusal decided on the way, answered with [`refusal`] at the end.
 struct Refusal(StatusCode, String);
 
-/// Headers never forwarded in either direction: hop-by-hop (RFC 9110 §7.6.1), proxy
-/// credentials, and those the proxy sets itself.
-const DROPPED: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "content-length",
-];
-
 /// Copies `from` without hop-by-hop headers (also those named in `Connection`).
 pub(crate) fn forwardable(from: &HeaderMap) -> HeaderMap {
     let named: Vec<String> = from
@@ -225,7 +209,7 @@ pub(crate) fn forwardable(from: &HeaderMap) -> HeaderMap {
     let mut out = HeaderMap::new();
     for (name, value) in from {
         let lower = name.as_str();
-        if DROPPED.contains(&lower) || named.iter().any(|n| n == lower) {
+        if UNFORWARDED_HEADERS.contains(&lower) || named.iter().any(|n| n == lower) {
             continue;
         }
         out.append(name.clone(), value.clone());
