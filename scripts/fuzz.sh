@@ -63,8 +63,8 @@ for target in "${targets[@]}"; do
     runs="$(sed -n 's/^#\([0-9]*\): .*/\1/p' "$log" | tail -n 1)"
     rate="$(sed -n 's/^#[0-9]*: .* exec\/s: \([0-9]*\) .*/\1/p' "$log" | tail -n 1)"
   else
-    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")"
-    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log")"
+    runs="$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)"
+    rate="$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)"
   fi
   runs="${runs:-0}" rate="${rate:-0}"
   if ((status != 0)); then
