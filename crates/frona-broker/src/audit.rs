@@ -675,20 +675,28 @@ mod tests {
         );
     }
 
+    /// `count` threads appending 50 records each; each returns its sequence numbers.
+    fn appenders(
+        log: &std::sync::Arc<AuditLog>,
+        count: u64,
+    ) -> Vec<std::thread::JoinHandle<Vec<u64>>> {
+        (0..count)
+            .map(|t| {
+                let log = std::sync::Arc::clone(log);
+                std::thread::spawn(move || {
+                    (0..50)
+                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
+                        .collect()
+                })
+            })
+            .collect()
+    }
+
     #[test]
     fn concurrent_appends_are_all_recorded_in_one_chain() {
         let path = path("concurrent");
         let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
-        let threads: Vec<_> = (0..16)
-            .map(|t| {
-                let log = std::sync::Arc::clone(&log);
-                std::thread::spawn(move || {
-                    (0..50)
-                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
+        let threads = appenders(&log, 16);
         let mut seqs: Vec<u64> = threads
             .into_iter()
             .flat_map(|t| t.join().unwrap())
@@ -709,16 +717,7 @@ mod tests {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .build()
             .unwrap();
-        let threads: Vec<_> = (0..8)
-            .map(|t| {
-                let log = std::sync::Arc::clone(&log);
-                std::thread::spawn(move || {
-                    (0..50)
-                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
+        let threads = appenders(&log, 8);
         // Async waiters, and records nobody waits for.
         let mut seqs: Vec<u64> = runtime.block_on(async {
             let mut seqs = Vec::new();
