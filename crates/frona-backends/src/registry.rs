@@ -65,6 +65,9 @@ impl<'de> Deserialize<'de> for Scope {
     }
 }
 
+// `kind: aws-sts`: what such a registration must look like.
+mod aws_sts;
+
 /// How the credential is used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -76,6 +79,10 @@ pub enum CredentialKind {
     Dynamic,
     /// An RFC 6238 seed; tools receive the current code.
     Totp,
+    /// An AWS role (its ARN in `path`): `frona run --net proxy` serves STS sessions of it to
+    /// the agent's AWS SDKs at the container credentials endpoint (see `aws_sts.rs`).
+    #[serde(rename = "aws-sts")]
+    AwsSts,
 }
 
 impl fmt::Display for CredentialKind {
@@ -84,6 +91,7 @@ impl fmt::Display for CredentialKind {
             CredentialKind::Static => "static",
             CredentialKind::Dynamic => "dynamic",
             CredentialKind::Totp => "totp",
+            CredentialKind::AwsSts => "aws-sts",
         })
     }
 }
@@ -112,6 +120,14 @@ pub struct Credential {
     /// Where the HTTP proxy may send this credential, and how it attaches it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<Route>,
+    /// Hosts (`HOST`, `*.DOMAIN`, with `:PORT` when not 443) this credential is bound to: under
+    /// `frona run --net proxy` the agent gets a placeholder in `env`, and the egress proxy swaps
+    /// it for the value in requests to these hosts only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inject_hosts: Vec<String>,
+    /// Query parameters in which the placeholder is swapped too (headers always are).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inject_query: Vec<String>,
 }
 
 /// An HTTP route of the credential proxy: requests to `http://frona/NAME/PATH` go to
@@ -289,6 +305,66 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
+/// A query parameter name the proxy may inject into or swap in.
+fn query_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// `HOST[:PORT]` or `*.DOMAIN[:PORT]`, lower case: a wildcard covers subdomains only and must
+/// name at least a registrable domain (`*.example.com`, not `*.com` or `*`).
+fn check_bound_host(text: &str) -> Result<(), RegistryError> {
+    let invalid = |why: &str| {
+        RegistryError::Invalid(format!(
+            "inject host `{text}` {why}; use HOST, *.DOMAIN or HOST:PORT (lower case)"
+        ))
+    };
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, Some(port)),
+        _ => (text, None),
+    };
+    if let Some(port) = port
+        && !port.parse::<u16>().is_ok_and(|p| p != 0)
+    {
+        return Err(invalid("has an invalid port"));
+    }
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    if name.is_empty()
+        || name.split('.').any(|label| {
+            label.is_empty()
+                || label.starts_with('-')
+                || !label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+    {
+        return Err(invalid("is not a host name"));
+    }
+    if host.starts_with("*.") && name.split('.').count() < 2 {
+        return Err(invalid("is a wildcard over a whole top-level domain"));
+    }
+    Ok(())
+}
+
+/// Whether `host` (lower case) and `port` are covered by the bound host `pattern`.
+pub fn bound_host_matches(pattern: &str, host: &str, port: u16) -> bool {
+    let (name, bound_port) = match pattern.rsplit_once(':') {
+        Some((name, p)) => (name, p.parse().unwrap_or(0)),
+        None => (pattern, 443),
+    };
+    if bound_port != port {
+        return false;
+    }
+    match name.strip_prefix("*.") {
+        Some(domain) => host
+            .strip_suffix(domain)
+            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
+        None => host == name,
+    }
+}
+
 fn valid_env(name: &str) -> bool {
     let mut bytes = name.bytes();
     bytes
@@ -323,6 +399,30 @@ impl Credential {
         }
         if let Some(route) = &self.route {
             route.validate()?;
+        }
+        if self.kind == CredentialKind::AwsSts {
+            aws_sts::check(self)?;
+        }
+        for host in &self.inject_hosts {
+            check_bound_host(host)?;
+        }
+        for name in &self.inject_query {
+            if !query_name(name) {
+                return Err(RegistryError::Invalid(format!(
+                    "query parameter `{name}` must be letters, digits, `-`, `.`, `_` or `~`"
+                )));
+            }
+        }
+        if !self.inject_hosts.is_empty() && self.kind == CredentialKind::Dynamic {
+            return Err(RegistryError::Invalid(
+                "a dynamic credential is issued per call and cannot be bound to hosts".into(),
+            ));
+        }
+        if self.inject_hosts.is_empty() && !self.inject_query.is_empty() {
+            return Err(RegistryError::Invalid(
+                "--inject-query needs --inject-host: it says where the placeholder is swapped"
+                    .into(),
+            ));
         }
         Ok(())
     }
@@ -516,6 +616,8 @@ mod tests {
             scope,
             kind: CredentialKind::Static,
             route: None,
+            inject_hosts: Vec::new(),
+            inject_query: Vec::new(),
         }
     }
 
@@ -620,6 +722,51 @@ mod tests {
         .unwrap();
         assert!(matches!(reg.list(), Err(RegistryError::Parse { .. })));
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn bound_hosts() {
+        let mut c = cred("gh", Scope::Global, "p");
+        for good in [
+            "api.github.com",
+            "*.github.com",
+            "localhost:8443",
+            "10.0.0.1",
+        ] {
+            c.inject_hosts = vec![good.into()];
+            assert!(c.validate().is_ok(), "{good}");
+        }
+        for bad in [
+            "*",
+            "*.com",
+            "API.github.com",
+            "a..b",
+            "host:0",
+            "host:x",
+            "-a.b",
+            "",
+        ] {
+            c.inject_hosts = vec![bad.into()];
+            assert!(c.validate().is_err(), "{bad}");
+        }
+        c.inject_hosts = Vec::new();
+        c.inject_query = vec!["access_token".into()];
+        assert!(c.validate().is_err(), "a query name without hosts");
+        assert!(bound_host_matches("api.github.com", "api.github.com", 443));
+        assert!(!bound_host_matches(
+            "api.github.com",
+            "api.github.com",
+            8443
+        ));
+        assert!(!bound_host_matches(
+            "api.github.com",
+            "evilapi.github.com",
+            443
+        ));
+        assert!(bound_host_matches("*.github.com", "api.github.com", 443));
+        assert!(!bound_host_matches("*.github.com", "github.com", 443));
+        assert!(!bound_host_matches("*.github.com", "evilgithub.com", 443));
+        assert!(bound_host_matches("localhost:8443", "localhost", 8443));
     }
 
     #[test]

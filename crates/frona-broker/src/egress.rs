@@ -45,6 +45,10 @@ use serde_json::{Map, Value, json};
 use crate::peer::Peer;
 use crate::server::Broker;
 
+// `--proxy-resolve HOST=ADDR` (frona run).
+mod overrides;
+pub use overrides::{OverrideError, StaticOverrides, parse_override};
+
 /// The header that says why the proxy refused.
 pub const ERROR_HEADER: &str = "x-frona-error";
 
@@ -272,7 +276,7 @@ impl Broker {
     }
 
     /// Connects to the first address that answers.
-    async fn egress_connect(
+    pub(crate) async fn egress_connect(
         &self,
         addresses: &[SocketAddr],
         what: &str,
@@ -303,7 +307,7 @@ impl Broker {
     /// Answers one request on the egress socket. `slot` is the connection's place among the
     /// [`MAX_CONNECTIONS`]: a `CONNECT` tunnel holds it until the tunnel closes.
     pub async fn egress(
-        &self,
+        self: &Arc<Self>,
         resolver: &dyn Resolve,
         mut request: http::Request<Incoming>,
         peer: Option<Peer>,
@@ -325,11 +329,28 @@ impl Broker {
                 Ok(addresses) => addresses,
                 Err(response) => return response,
             };
+            let upgrade = hyper::upgrade::on(&mut request);
+            // A host a credential is bound to: TLS ends here and each request is decided.
+            if self
+                .intercept
+                .get()
+                .is_some_and(|i| i.terminates(&host, port))
+            {
+                let broker = Arc::clone(self);
+                tokio::spawn(async move {
+                    let _slot = slot;
+                    if let Ok(upgraded) = upgrade.await {
+                        broker
+                            .intercept_tunnel(upgraded, host, port, addresses, peer)
+                            .await;
+                    }
+                });
+                return http::Response::new(full(Bytes::new()));
+            }
             let mut upstream = match self.egress_connect(&addresses, &what).await {
                 Ok(stream) => stream,
                 Err(response) => return response,
             };
-            let upgrade = hyper::upgrade::on(&mut request);
             tokio::spawn(async move {
                 let _slot = slot;
                 if let Ok(upgraded) = upgrade.await {
@@ -348,6 +369,10 @@ impl Broker {
                     "bad request",
                     "only http:// URLs are forwarded; HTTPS goes through CONNECT",
                 );
+            }
+            // `frona run`'s AWS container credentials endpoint (container_credentials.rs).
+            None if uri.path() == crate::container_credentials::PATH => {
+                return self.aws_credentials(&request, peer);
             }
             None => {
                 return answer(
@@ -374,6 +399,8 @@ impl Broker {
             Ok(addresses) => addresses,
             Err(response) => return response,
         };
+        // Placeholders never travel in clear: not swapped, and audited.
+        self.audit_unbound_placeholders(request.headers(), uri.query(), &host, port, "http", peer);
         let upstream = match self.egress_connect(&addresses, &what).await {
             Ok(stream) => stream,
             Err(response) => return response,

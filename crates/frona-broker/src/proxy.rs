@@ -60,7 +60,7 @@ pub struct ProxyBody {
 enum Inner {
     Full(Option<Bytes>),
     Upstream {
-        body: reqwest::Body,
+        body: http_body_util::combinators::BoxBody<Bytes, String>,
         redactor: Redactor,
         total: u64,
         /// Set once the upstream body ended and the redactor's tail was handed out.
@@ -79,16 +79,26 @@ pub enum BodyError {
 }
 
 impl ProxyBody {
-    fn full(bytes: impl Into<Bytes>) -> Self {
+    pub(crate) fn full(bytes: impl Into<Bytes>) -> Self {
         Self {
             inner: Inner::Full(Some(bytes.into())),
         }
     }
 
     fn upstream(response: reqwest::Response, redactor: Redactor) -> Self {
+        use http_body_util::BodyExt as _;
+        let body = reqwest::Body::from(response).map_err(|e| error_chain(&e.without_url()));
+        Self::streamed(body.boxed(), redactor)
+    }
+
+    /// An upstream body, streamed through `redactor` and cut off at [`MAX_RESPONSE_BODY`].
+    pub(crate) fn streamed(
+        body: http_body_util::combinators::BoxBody<Bytes, String>,
+        redactor: Redactor,
+    ) -> Self {
         Self {
             inner: Inner::Upstream {
-                body: response.into(),
+                body,
                 redactor,
                 total: 0,
                 done: false,
@@ -153,8 +163,7 @@ impl hyper::body::Body for ProxyBody {
                     }
                     Some(Err(e)) => {
                         *done = true;
-                        let text = error_chain(&e.without_url());
-                        return Poll::Ready(Some(Err(BodyError::Upstream(text))));
+                        return Poll::Ready(Some(Err(BodyError::Upstream(e))));
                     }
                     None => {
                         *done = true;
@@ -194,8 +203,23 @@ fn refusal(status: StatusCode, message: impl Into<String>) -> ProxyResponse {
     response
 }
 
-/// A refusal decided on the way, answered with [`refusal`] at the end.
-struct Refusal(StatusCode, String);
+/// A refusal decided on the way: the status, what to say, and the rule that denied (if one did).
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    pub status: StatusCode,
+    pub message: String,
+    pub rule: Option<String>,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            rule: None,
+        }
+    }
+}
 
 /// Copies `from` without hop-by-hop headers (also those named in `Connection`).
 pub(crate) fn forwardable(from: &HeaderMap) -> HeaderMap {
@@ -245,7 +269,7 @@ fn upstream_of(text: &str) -> Option<Upstream> {
 
 /// Percent-decodes `path` for the policy. Refuses what would let the upstream see a different
 /// path than the policy did: encoded `/`, `\` or `.`, dot segments, invalid UTF-8, controls.
-fn checked_path(path: &str) -> Result<String, String> {
+pub(crate) fn checked_path(path: &str) -> Result<String, String> {
     let lower = path.to_ascii_lowercase();
     if ["%2f", "%5c", "%2e", "%00"]
         .iter()
@@ -496,9 +520,47 @@ impl Broker {
             credential.name.clone(),
             self.config.agent.clone(),
         );
-        // Decided here on the async thread when nothing can block (no human to ask, the value
-        // cached); otherwise on one trip to a blocking thread. Either way the decision is
-        // queued for the audit log first and synced while the credential is prepared.
+        let prepared = match self
+            .authorize_http(&record, policy_request, credential)
+            .await
+        {
+            Ok(prepared) => prepared,
+            Err(refused) => return refusal(refused.status, refused.message),
+        };
+        let value: Secret = prepared.env[0].1.clone();
+        let response = self
+            .forward(&request, &route.inject, &upstream, rest, query, &value)
+            .await;
+        let mut done = record;
+        done.insert("kind".into(), "http-response".into());
+        done.insert(
+            "latency_us".into(),
+            (started.elapsed().as_micros() as u64).into(),
+        );
+        match &response {
+            Ok(response) => done.insert("status".into(), response.status().as_u16().into()),
+            Err(e) => done.insert("error".into(), e.clone().into()),
+        };
+        // The decision was durable before the request left; the outcome is recorded without
+        // holding up the answer.
+        self.submit_audit(done);
+        self.revoke_later(prepared.revocations);
+        match response {
+            Ok(response) => response,
+            Err(e) => refusal(StatusCode::BAD_GATEWAY, e),
+        }
+    }
+
+    /// Decides `policy_request` for `credential`, audits the decision (durable before this
+    /// returns the value: no audit, no call) and prepares the value. Decided on the async
+    /// thread when nothing can block (no human to ask, the value cached); otherwise on one trip
+    /// to a blocking thread. The decision's record syncs while the credential is prepared.
+    pub(crate) async fn authorize_http(
+        self: &Arc<Self>,
+        record: &Map<String, serde_json::Value>,
+        policy_request: Request,
+        credential: Credential,
+    ) -> Result<Prepared, Refusal> {
         let decision = self.evaluate(&policy_request);
         let decided = if decision.effect == Effect::Ask {
             let broker = Arc::clone(self);
@@ -538,44 +600,21 @@ impl Broker {
             }
         };
         let Ok((seq, prepared)) = decided else {
-            return refusal(StatusCode::INTERNAL_SERVER_ERROR, "the decision failed");
+            return Err(Refusal::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the decision failed",
+            ));
         };
-        // Durable before anything is sent: no audit, no call.
         if self.config.audit.durable(seq).await.is_err() {
             if let Ok(prepared) = prepared {
                 self.revoke_later(prepared.revocations);
             }
-            return refusal(
+            return Err(Refusal::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the audit log cannot be written; failing closed",
-            );
+            ));
         }
-        let prepared = match prepared {
-            Ok(prepared) => prepared,
-            Err(Refusal(status, message)) => return refusal(status, message),
-        };
-        let value: Secret = prepared.env[0].1.clone();
-        let response = self
-            .forward(&request, &route.inject, &upstream, rest, query, &value)
-            .await;
-        let mut done = record;
-        done.insert("kind".into(), "http-response".into());
-        done.insert(
-            "latency_us".into(),
-            (started.elapsed().as_micros() as u64).into(),
-        );
-        match &response {
-            Ok(response) => done.insert("status".into(), response.status().as_u16().into()),
-            Err(e) => done.insert("error".into(), e.clone().into()),
-        };
-        // The decision was durable before the request left; the outcome is recorded without
-        // holding up the answer.
-        self.submit_audit(done);
-        self.revoke_later(prepared.revocations);
-        match response {
-            Ok(response) => response,
-            Err(e) => refusal(StatusCode::BAD_GATEWAY, e),
-        }
+        prepared
     }
 
     /// Queues the audit record of `decision`; returns its sequence number and what to issue,
@@ -597,10 +636,11 @@ impl Broker {
                 .as_ref()
                 .map(|r| format!(" by rule `{r}`"))
                 .unwrap_or_default();
-            let refused = Refusal(
-                StatusCode::FORBIDDEN,
-                format!("denied{by}: {}", decision.reason),
-            );
+            let refused = Refusal {
+                status: StatusCode::FORBIDDEN,
+                message: format!("denied{by}: {}", decision.reason),
+                rule: decision.rule.clone(),
+            };
             return (seq, Err(refused));
         }
         (seq, Ok(decision.issue.clone().unwrap_or_default()))
@@ -617,24 +657,27 @@ impl Broker {
                 // Only a blocking prepare issues dynamic credentials: this never runs on an
                 // async thread with something to revoke.
                 self.revoke_all(prepared.revocations);
-                Err(Refusal(
+                Err(Refusal::new(
                     StatusCode::BAD_GATEWAY,
-                    "the credential issues several values; the proxy attaches one".into(),
+                    "the credential issues several values; the proxy attaches one",
                 ))
             }
-            Ok(None) => Err(Refusal(
+            Ok(None) => Err(Refusal::new(
                 StatusCode::BAD_GATEWAY,
-                "the credential could not be prepared".into(),
+                "the credential could not be prepared",
             )),
             Err(e) => {
                 self.issue_failed(HTTP_TOOL, &e);
-                Err(Refusal(StatusCode::BAD_GATEWAY, e))
+                Err(Refusal::new(StatusCode::BAD_GATEWAY, e))
             }
         }
     }
 
     /// Revokes dynamic credentials on a blocking thread (backends are called), if there are any.
-    fn revoke_later(self: &Arc<Self>, revocations: Vec<(crate::leases::Lease, Option<u64>)>) {
+    pub(crate) fn revoke_later(
+        self: &Arc<Self>,
+        revocations: Vec<(crate::leases::Lease, Option<u64>)>,
+    ) {
         if !revocations.is_empty() {
             let broker = Arc::clone(self);
             tokio::task::spawn_blocking(move || broker.revoke_all(revocations));
@@ -716,31 +759,39 @@ impl Broker {
             })?;
         let status = upstream_response.status();
         let template = Redactor::new(wire_forms.iter().map(Secret::expose));
-        let mut response_headers = HeaderMap::new();
-        for (name, value) in forwardable(upstream_response.headers()) {
-            let Some(name) = name else { continue };
-            let mut redactor = template.clone();
-            let mut bytes = redactor.push(value.as_bytes());
-            bytes.extend(redactor.finish());
-            // A redirect back into the route stays on the proxy.
-            if name == header::LOCATION
-                && let Ok(location) = std::str::from_utf8(&bytes)
-                && let Some(rest) = location
-                    .strip_prefix(&upstream.origin)
-                    .and_then(|l| l.strip_prefix(&upstream.base))
-                    .filter(|l| l.starts_with('/'))
-            {
-                bytes = format!("/{}{rest}", request_route(&request.target)).into_bytes();
-            }
-            if let Ok(value) = HeaderValue::from_bytes(&bytes) {
-                response_headers.append(name, value);
-            }
+        let mut response_headers = redacted_headers(upstream_response.headers(), &template);
+        // A redirect back into the route stays on the proxy.
+        if let Some(rest) = response_headers
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .and_then(|l| l.strip_prefix(&upstream.origin))
+            .and_then(|l| l.strip_prefix(&upstream.base))
+            .filter(|l| l.starts_with('/'))
+            && let Ok(location) =
+                HeaderValue::from_str(&format!("/{}{rest}", request_route(&request.target)))
+        {
+            response_headers.insert(header::LOCATION, location);
         }
         let mut response = http::Response::new(ProxyBody::upstream(upstream_response, template));
         *response.status_mut() = status;
         *response.headers_mut() = response_headers;
         Ok(response)
     }
+}
+
+/// The forwardable headers of an upstream response, each value run through `template`.
+pub(crate) fn redacted_headers(from: &HeaderMap, template: &Redactor) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in forwardable(from) {
+        let Some(name) = name else { continue };
+        let mut redactor = template.clone();
+        let mut bytes = redactor.push(value.as_bytes());
+        bytes.extend(redactor.finish());
+        if let Ok(value) = HeaderValue::from_bytes(&bytes) {
+            out.append(name, value);
+        }
+    }
+    out
 }
 
 /// The route segment of a proxy target `/ROUTE/…`.

@@ -119,6 +119,12 @@ pub struct Broker {
     /// machine without CA certificates loses the proxy, not the broker.
     #[cfg(feature = "proxy")]
     pub(crate) http: std::sync::OnceLock<Result<reqwest::Client, String>>,
+    /// Placeholders and TLS termination for credentials bound to hosts (`--net proxy`).
+    #[cfg(feature = "proxy")]
+    pub(crate) intercept: std::sync::OnceLock<crate::intercept::Intercept>,
+    /// The AWS container credentials endpoint, once `frona run` serves one.
+    #[cfg(feature = "proxy")]
+    pub(crate) aws_endpoint: std::sync::OnceLock<crate::container_credentials::Endpoint>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -171,7 +177,7 @@ pub(crate) struct Prepared {
     pub(crate) revocations: Vec<(Lease, Option<u64>)>,
 }
 
-fn env_name(credential: &str) -> String {
+pub(crate) fn env_name(credential: &str) -> String {
     credential
         .chars()
         .map(|c| {
@@ -203,6 +209,10 @@ impl Broker {
             runtime,
             #[cfg(feature = "proxy")]
             http: std::sync::OnceLock::new(),
+            #[cfg(feature = "proxy")]
+            intercept: std::sync::OnceLock::new(),
+            #[cfg(feature = "proxy")]
+            aws_endpoint: std::sync::OnceLock::new(),
         });
         // Leases of sessions that were killed are revoked before this one starts its agent
         // (there are none unless a frona died without cleaning up).
@@ -804,7 +814,7 @@ impl Broker {
 
     /// Adds `credential`'s values (and what to revoke) to `prepared`; `false` when it would
     /// have to block and may not.
-    fn prepare_one(
+    pub(crate) fn prepare_one(
         &self,
         credential: &frona_backends::registry::Credential,
         issue: &frona_policy::IssueSpec,
@@ -851,8 +861,8 @@ impl Broker {
                 };
                 prepared.env.push((env, value));
             }
-            CredentialKind::Dynamic if !may_block => return Ok(false),
-            CredentialKind::Dynamic => {
+            CredentialKind::Dynamic | CredentialKind::AwsSts if !may_block => return Ok(false),
+            CredentialKind::Dynamic | CredentialKind::AwsSts => {
                 let request = IssueRequest {
                     ttl: issue.ttl.unwrap_or(Duration::from_secs(900)),
                     uses: issue.uses,

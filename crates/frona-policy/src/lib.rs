@@ -47,6 +47,11 @@ pub struct Request {
 /// The tool name of calls through the HTTP proxy.
 pub const HTTP_TOOL: &str = "http";
 
+/// The tool name of fetches at `frona run`'s AWS container credentials endpoint: a rule with
+/// `tool: aws-credentials` and the `aws-sts` credential's name permits the agent's AWS SDKs an
+/// STS session of that role, shaped by the rule's `issue:` (`ttl`, `session_policy`).
+pub const AWS_CREDENTIALS_TOOL: &str = "aws-credentials";
+
 /// An HTTP request as the proxy will send it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -29,6 +29,13 @@ pub struct RunningBroker {
     pub egress: Option<PathBuf>,
     /// How many `network:` entries and `--allow-host` lists the egress proxy decides with.
     pub egress_rules: usize,
+    /// The token of the AWS container credentials endpoint, when it is served.
+    pub aws_token: Option<frona_backends::Secret>,
+    /// The placeholders of credentials bound to hosts, `(variable, placeholder)`, under
+    /// `--net proxy`.
+    pub placeholders: Vec<(String, frona_backends::Secret)>,
+    /// The CA bundle (system roots and the session CA) the agent trusts when there are any.
+    pub ca_bundle: Option<PathBuf>,
     /// Set to the init helper's pid once it runs: only its descendants may call.
     pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
@@ -200,6 +207,10 @@ pub struct Serve<'a> {
     pub calls: bool,
     /// `--net proxy`: the egress proxy, with these `--allow-host` patterns.
     pub egress: Option<&'a [String]>,
+    /// `--proxy-resolve HOST=ADDR`: names the egress proxy resolves without DNS.
+    pub resolve: &'a [(String, Vec<std::net::IpAddr>)],
+    /// Under `--net proxy`: the `aws-sts` credential served to the agent's AWS SDKs.
+    pub aws_credential: Option<&'a str>,
 }
 
 /// A Unix listener for the broker's async side.
@@ -244,10 +255,17 @@ pub fn start(
         policy.allow_hosts("--allow-host", patterns);
     }
     let egress_rules = policy.network_len();
-    let (broker, agent_root) =
-        build_with(env, agent, policy, tool_env, Some(launcher), serve.calls)?;
+    let (broker, agent_root) = build_with(
+        env,
+        agent,
+        policy,
+        tool_env,
+        Some(launcher),
+        serve.calls || serve.aws_credential.is_some(),
+    )?;
     let dir = socket_dir(env)?;
     let (mut socket, mut proxy, mut egress) = (None, None, None);
+    let (mut placeholders, mut ca_bundle) = (Vec::new(), None);
     let mut listener = None;
     if serve.calls {
         let path = dir.join("broker.sock");
@@ -267,21 +285,37 @@ pub fn start(
         serving.map_err(|e| Failure::from_error(&e))?;
     }
     if serve.egress.is_some() {
+        placeholders = broker.bind_placeholders().map_err(|e| {
+            Failure::from_error(&e).with_hint(
+                "credentials bound with --inject-host need TLS; unbind them or fix the CA store",
+            )
+        })?;
+        if let Some(intercept) = broker.intercept() {
+            let path = dir.join("ca-bundle.pem");
+            std::fs::write(&path, intercept.tls.bundle_pem()).map_err(|e| {
+                Failure::from_error(&e).with_hint(format!("cannot write `{}`", path.display()))
+            })?;
+            ca_bundle = Some(path);
+        }
         let path = dir.join("egress.sock");
         let egress_listener = async_listener(&path)?;
         egress = Some(path);
         let for_egress = std::sync::Arc::clone(&broker);
+        let resolve = serve.resolve.to_vec();
         let serving = broker.runtime().block_on(async move {
             let listener = tokio::net::UnixListener::from_std(egress_listener)?;
             tokio::spawn(frona_broker::egress::serve(
                 for_egress,
                 listener,
-                std::sync::Arc::new(frona_broker::egress::SystemResolver),
+                std::sync::Arc::new(frona_broker::egress::StaticOverrides::new(resolve)),
             ));
             Ok::<_, std::io::Error>(())
         });
         serving.map_err(|e| Failure::from_error(&e))?;
     }
+    // On the egress proxy's listener only (it answers origin-form requests for it).
+    let aws_token =
+        crate::aws_credentials::serve(&broker, serve.aws_credential.filter(|_| egress.is_some()))?;
     let control_dir = control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -310,6 +344,9 @@ pub fn start(
         proxy,
         egress,
         egress_rules,
+        aws_token,
+        placeholders,
+        ca_bundle,
         dir,
         control,
         broker,

@@ -138,6 +138,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
     pub allow_host: Vec<String>,
 
+    /// With `--net proxy`: the egress proxy resolves HOST to ADDR (`HOST=ADDR[,ADDR…]`)
+    /// instead of asking DNS, like curl's `--resolve` (repeatable). The address is still
+    /// checked: a private one must be allowed too (`--allow-host ADDR`).
+    #[arg(long, value_name = "HOST=ADDR", value_parser = parse_proxy_resolve)]
+    pub proxy_resolve: Vec<(String, Vec<std::net::IpAddr>)>,
+
+    /// With `--net proxy`: serve this `aws-sts` credential (an AWS role) to the agent's AWS
+    /// SDKs at the container credentials endpoint (default: the one `aws-sts` credential that
+    /// applies, if there is exactly one). Each fetch is decided by the policy (tool
+    /// `aws-credentials`).
+    #[arg(long, value_name = "NAME")]
+    pub aws_credential: Option<String>,
+
     /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
@@ -253,6 +266,11 @@ pub fn parse_host_pattern(text: &str) -> Result<String, String> {
     frona_policy::network::HostPattern::parse(text)
         .map(|_| text.to_owned())
         .map_err(|e| e.to_string())
+}
+
+/// Checks a `--proxy-resolve HOST=ADDR[,ADDR…]`.
+pub fn parse_proxy_resolve(text: &str) -> Result<(String, Vec<std::net::IpAddr>), String> {
+    frona_broker::egress::parse_override(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -554,7 +572,8 @@ pub struct RegisterArgs {
     /// global, project (this directory), project:/dir, or agent:NAME.
     #[arg(long, default_value = "global")]
     pub scope: String,
-    /// static, dynamic or totp.
+    /// static, dynamic, totp, or aws-sts (an AWS role ARN served to the agent's AWS SDKs
+    /// under `frona run --net proxy`).
     #[arg(long, default_value = "static")]
     pub kind: String,
     /// Serve this credential on the HTTP proxy: requests to `http://frona/NAME/PATH` go to
@@ -564,6 +583,14 @@ pub struct RegisterArgs {
     /// How the proxy attaches it: bearer, basic, basic:USER, header:NAME or query:NAME.
     #[arg(long, value_name = "STYLE", requires = "route")]
     pub inject: Option<String>,
+    /// Bind the credential to a host (HOST, *.DOMAIN, HOST:PORT; repeatable): under `frona run
+    /// --net proxy` the agent gets a placeholder in --env, which the egress proxy swaps for the
+    /// value in request headers to these hosts only.
+    #[arg(long, value_name = "HOST")]
+    pub inject_host: Vec<String>,
+    /// Swap the placeholder in this query parameter too (repeatable; needs --inject-host).
+    #[arg(long, value_name = "NAME")]
+    pub inject_query: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]

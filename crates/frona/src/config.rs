@@ -26,7 +26,7 @@
 //! - `run.strip`, `run.hide` and `run.protect` add to the lists.
 //!
 //! Any other key (`run.keep`, `run.unhide`, `run.fs_write`, `run.writable`, `run.agent`,
-//! `run.policy`, every
+//! `run.policy`, `run.aws_credential`, every
 //! `backends.*`, and whatever key is added later) is an error in a project file naming the
 //! key, and so is a value that would loosen; the hint says to put it in the user file. A
 //! project file must also be a regular file (not a link) owned by the invoking user and not
@@ -529,6 +529,9 @@ impl Config {
             && let Some(hosts) = &run.allow_host
         {
             args.allow_host = hosts.iter().map(|h| h.0.clone()).collect();
+        }
+        if !given.has("aws_credential") && run.aws_credential.is_some() {
+            args.aws_credential.clone_from(&run.aws_credential);
         }
     }
 

@@ -24,6 +24,7 @@
 //!   fs_write: [~/src, /tmp]
 //!   protect: [Makefile, ~/.cache/pre-commit]
 //!   writable: [.vscode]
+//!   aws_credential: aws-deploy  # with net: proxy, the aws-sts credential the agent's AWS SDKs get
 //! backends:
 //!   timeout: 5s                # per backend call, retries included
 //!   vault: { addr: https://vault.internal:8200, token_file: /run/credentials/frona.service/vault-token }
@@ -89,6 +90,10 @@ pub struct RunSection {
     /// Paths lifted from the protected list (not in a project file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub writable: Option<Vec<PathBuf>>,
+    /// The `aws-sts` credential served to the agent's AWS SDKs under `net: proxy`
+    /// (`--aws-credential`; not in a project file).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws_credential: Option<String>,
 }
 
 /// An `--allow-host` pattern, checked when the file is read.

@@ -28,6 +28,11 @@
 //!   (the agent's own loopback); `NODE_USE_ENV_PROXY=1` so that Node's `fetch` and `http`
 //!   (22.21+, 24.5+) honour them. These replace what the agent's environment had. Tools the
 //!   broker runs get none of them: they have the host's network.
+//! - Set for the agent when `frona run --net proxy` serves an `aws-sts` credential:
+//!   `AWS_CONTAINER_CREDENTIALS_FULL_URI` (`http://127.0.0.1:3128/frona/aws-credentials`) and
+//!   `AWS_CONTAINER_AUTHORIZATION_TOKEN` (random per session), which every AWS SDK and the CLI
+//!   read; [`AWS_CONTAINER_REMOVED`] (keys, `AWS_PROFILE`, web identity, other config files)
+//!   are taken away then, so that the SDKs look nowhere else first.
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
 //! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
@@ -124,6 +129,44 @@ pub const NO_PROXY_VARS: &[&str] = &["NO_PROXY", "no_proxy", "npm_config_noproxy
 pub const NO_PROXY_VALUE: &str = "localhost,127.0.0.1,::1";
 /// Makes Node honour the proxy variables (`1` under `--net proxy`).
 pub const NODE_USE_ENV_PROXY: &str = "NODE_USE_ENV_PROXY";
+
+/// Pointed at the bundle of system roots and the session CA when the egress proxy terminates
+/// TLS for hosts credentials are bound to: OpenSSL and Python, requests, curl, Node, git, the
+/// AWS SDKs and CLI, pip, cargo, npm.
+pub const CA_BUNDLE_VARS: &[&str] = &[
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "PIP_CERT",
+    "CARGO_HTTP_CAINFO",
+    "npm_config_cafile",
+];
+
+/// The AWS SDKs' container credentials endpoint, set for the agent when `frona run --net proxy`
+/// serves an `aws-sts` credential (`http://127.0.0.1:PORT/frona/aws-credentials`).
+pub const AWS_CONTAINER_CREDENTIALS_FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+/// The token the SDKs present to that endpoint (`Authorization`), random per session.
+pub const AWS_CONTAINER_AUTHORIZATION_TOKEN: &str = "AWS_CONTAINER_AUTHORIZATION_TOKEN";
+/// Taken from the agent's environment when the endpoint is served: what AWS SDKs would use
+/// before it (keys, profiles, web identity, other container endpoints, other config files).
+pub const AWS_CONTAINER_REMOVED: &[&str] = &[
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_CONFIG_FILE",
+];
 
 /// The variables `frona run --net proxy` sets for the agent, for a relay on `port`.
 pub fn egress_proxy_env(port: u16) -> Vec<(&'static str, String)> {

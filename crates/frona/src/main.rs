@@ -1,6 +1,7 @@
 //! `frona`: run AI agents without ambient credentials. The binary is thin: argument parsing,
 //! one module per subcommand, and turning library errors into messages and exit codes.
 
+mod aws_credentials;
 mod backends;
 mod broker;
 mod cli;

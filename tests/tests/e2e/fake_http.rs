@@ -127,6 +127,14 @@ impl FakeServer {
     pub fn start_tls(
         handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
     ) -> (Self, String) {
+        Self::start_tls_for(&["localhost"], handler)
+    }
+
+    /// [`FakeServer::start_tls`] with a certificate for `names`.
+    pub fn start_tls_for(
+        names: &[&str],
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> (Self, String) {
         let ca_key = rcgen::KeyPair::generate().unwrap();
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -136,7 +144,8 @@ impl FakeServer {
         let ca = ca_params.self_signed(&ca_key).unwrap();
         let issuer = rcgen::Issuer::new(ca_params, ca_key);
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let params = rcgen::CertificateParams::new(names).unwrap();
         let cert = params.signed_by(&key, &issuer).unwrap();
         let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),

@@ -1,5 +1,7 @@
 //! End-to-end tests of the real `frona` binary, driving the fake agent `frona-test-agent`.
 
+#[cfg(target_os = "linux")]
+mod aws_container;
 mod backend_aws;
 mod backend_azure;
 mod backend_gcp;
@@ -16,6 +18,7 @@ mod faults;
 mod http_proxy;
 mod load;
 mod moto;
+mod placeholders;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;

@@ -261,9 +261,10 @@ fn credential_from(args: RegisterArgs) -> Result<Credential, Failure> {
         "static" => CredentialKind::Static,
         "dynamic" => CredentialKind::Dynamic,
         "totp" => CredentialKind::Totp,
+        "aws-sts" => CredentialKind::AwsSts,
         other => {
             return Err(Failure::new(125, format!("unknown kind `{other}`"))
-                .with_hint("use static, dynamic or totp"));
+                .with_hint("use static, dynamic, totp or aws-sts"));
         }
     };
     let credential = Credential {
@@ -291,6 +292,8 @@ fn credential_from(args: RegisterArgs) -> Result<Credential, Failure> {
             }
             _ => None,
         },
+        inject_hosts: args.inject_host,
+        inject_query: args.inject_query,
     };
     credential
         .validate()

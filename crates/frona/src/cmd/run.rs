@@ -1,6 +1,8 @@
 //! `frona run`: scrub the environment, plan the isolation, then start and supervise the agent,
 //! telling systemd how it goes when it runs as a `Type=notify` service.
 
+use std::os::unix::ffi::OsStrExt as _;
+
 use frona_sandbox::EnvSnapshot;
 use frona_sandbox::environ::wipe_process_environ;
 use frona_sandbox::isolation::persistence::{self, Placeholders};
@@ -40,6 +42,15 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .protect
         .extend(frona_protected(&env, args.policy.clone()));
     let mut plan = isolation.plan(&Facts::gather(&env))?;
+    // The `aws-sts` credential the agent's AWS SDKs get, under `--net proxy` only.
+    let aws_credential = crate::aws_credentials::choose(
+        &env,
+        &args.agent,
+        args.aws_credential.as_deref(),
+        plan.proxy_relay.is_some(),
+        args.no_broker,
+        args.quiet,
+    )?;
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
     // The broker serves calls when there are policies to apply: without any, every call would
@@ -75,6 +86,8 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
                     .proxy_relay
                     .is_some()
                     .then_some(args.allow_host.as_slice()),
+                resolve: &args.proxy_resolve,
+                aws_credential: aws_credential.as_deref(),
             },
         )?;
         if let (Some(socket), Some(proxy)) = (&broker.socket, &broker.proxy) {
@@ -89,6 +102,24 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
             let vars = crate::env_vars::egress_proxy_env(relay.port);
             agent_env.retain(|(name, _)| !vars.iter().any(|(set, _)| name == set));
             agent_env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+            if let Some(token) = &broker.aws_token {
+                crate::aws_credentials::agent_env(&mut agent_env, relay.port, token);
+            }
+            // Bound credentials: the agent holds placeholders, and trusts the session CA that
+            // the egress proxy terminates their hosts' TLS with.
+            for (var, placeholder) in &broker.placeholders {
+                agent_env.retain(|(name, _)| name.as_os_str() != var.as_str());
+                agent_env.push((
+                    var.into(),
+                    std::ffi::OsStr::from_bytes(placeholder.expose()).to_owned(),
+                ));
+            }
+            if let Some(bundle) = &broker.ca_bundle {
+                for var in crate::env_vars::CA_BUNDLE_VARS {
+                    agent_env.retain(|(name, _)| name.as_os_str() != *var);
+                    agent_env.push(((*var).into(), bundle.clone().into()));
+                }
+            }
             if broker.egress_rules == 0 && !args.quiet {
                 eprintln!(
                     "frona: --net proxy: no host is allowed; give --allow-host or a `network:` entry in a policy"
