@@ -216,4 +216,47 @@ PY
   done
 done
 rm -rf "/dev/shm/frona-bench-http-$$"
+
+# Placeholder credentials: the agent (under --net proxy, default isolation) sends a placeholder
+# through a CONNECT tunnel of the egress proxy, which terminates TLS with the session CA,
+# decides and audits each request, swaps in the value and forwards over verified TLS. The
+# server answers 401 unless it got the value, so a run that did not swap fails. Peer: the same
+# client straight to the server with the value.
+kill $https_pid 2>/dev/null || true
+value="bench-bound-value-0123456789abcdef"
+BENCH_EXPECT="Bearer $value" "$agent" https-server "$work/ca.pem" > "$work/https.port" &
+https_pid=$!
+: > "$work/https.port"
+for _ in $(seq 50); do [[ -s $work/https.port ]] && break; sleep 0.1; done
+port="$(cat "$work/https.port")"
+printf '%s' "$value" | "$frona" secret set bench-bound >/dev/null
+"$frona" credential register --name bench-bound --backend local --path bench-bound \
+  --env BENCH_TOKEN --inject-host "localhost:$port" >/dev/null
+cat > "$work/config/policies/bound.yaml" <<'YAML'
+rules:
+  - name: bench-bound
+    http: { method: GET, host: localhost, path: "/v1/*" }
+    credentials: [bench-bound]
+    effect: permit
+YAML
+echo
+echo "| placeholder swap, audit log on | clients | requests | p50 | p99 | req/s | peer: direct p50 / req/s | added p50 |"
+echo "|---|---|---|---|---|---|---|---|"
+for state in "$work/bound-state" "/dev/shm/frona-bench-bound-$$"; do
+  where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
+  for clients in 1 16; do
+    requests=$((clients == 1 ? 6400 : 12800))
+    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "$frona" run --quiet --net proxy \
+      --allow-host "localhost:$port" --allow-host "127.0.0.1:$port" \
+      -- "$agent" bench-http placeholder "$requests" "$clients" "$port")"
+    direct="$(BENCH_CA="$work/ca.pem" BENCH_AUTH="Bearer $value" "$agent" bench-http direct "$requests" "$clients" "$port")"
+    python3 - "$where" "$proxied" "$direct" <<'PY'
+import json, sys
+where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {where} | {p['clients']} | {p['requests']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
+      f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
+PY
+  done
+done
+rm -rf "/dev/shm/frona-bench-bound-$$"
 fi

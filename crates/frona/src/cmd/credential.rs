@@ -59,13 +59,18 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
                     serde_json::to_string_pretty(&all).map_err(|e| err(&e))?
                 );
             } else {
-                println!("NAME\tBACKEND\tPATH\tFIELD\tENV\tSCOPE\tKIND\tROUTE");
+                println!("NAME\tBACKEND\tPATH\tFIELD\tENV\tSCOPE\tKIND\tROUTE\tBOUND HOSTS");
                 for c in all {
                     let route = c.route.as_ref().map_or("-".to_owned(), |r| {
                         format!("{}={} ({})", r.name, r.upstream, r.inject)
                     });
+                    let bound = if c.inject_hosts.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        c.inject_hosts.join(",")
+                    };
                     println!(
-                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{route}",
+                        "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{route}\t{bound}",
                         c.name,
                         c.backend,
                         c.path,

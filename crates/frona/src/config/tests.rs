@@ -347,3 +347,20 @@ fn protect_accumulates_and_a_project_may_add() {
         [tree.root.join("home/.config/frona/.vscode")]
     );
 }
+
+/// `run.aws_credential` comes from the user or system file; a project file (which the agent
+/// can write) may not choose which role the agent's SDKs get.
+#[test]
+fn aws_credential_only_below_the_project() {
+    let tree = Tree::new("aws-credential");
+    tree.user("run: {aws_credential: aws-deploy}");
+    let run = tree.load().unwrap().file.run;
+    assert_eq!(run.aws_credential.as_deref(), Some("aws-deploy"));
+    tree.project("run: {aws_credential: aws-admin}");
+    let err = tree.load().unwrap_err();
+    assert!(
+        err.message
+            .contains("`run.aws_credential` cannot be set in the project file"),
+        "{err:?}"
+    );
+}

@@ -1,12 +1,16 @@
 //! The HTTP proxy benchmark's two ends: a keep-alive HTTPS server with a fresh test CA, and a
-//! client timing requests either straight to it or through frona's proxy socket.
+//! client timing requests straight to it, through frona's credential proxy socket, or through
+//! the egress proxy with a placeholder that frona swaps for the value (`--net proxy`).
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::sync::Arc;
 
 /// Serves `200 {"ok":true}` to every request over HTTPS on 127.0.0.1 (certificate for
-/// `localhost`); writes the CA to `ca_path` and prints the port.
+/// `localhost`); writes the CA to `ca_path` and prints the port. With `BENCH_EXPECT` set, a
+/// request whose `Authorization` is not exactly that gets `401`: the benchmark then fails
+/// instead of timing requests that never carried the value.
 pub fn server(ca_path: &str) {
+    let expect = std::env::var("BENCH_EXPECT").ok();
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -37,11 +41,13 @@ pub fn server(ca_path: &str) {
         let Ok(stream) = stream else { continue };
         let _ = stream.set_nodelay(true);
         let config = Arc::clone(&config);
+        let expect = expect.clone();
         std::thread::spawn(move || {
             let connection = rustls::ServerConnection::new(config).unwrap();
             let mut reader = BufReader::new(rustls::StreamOwned::new(connection, stream));
             loop {
                 let mut length = 0usize;
+                let mut authorized = expect.is_none();
                 loop {
                     let mut line = String::new();
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
@@ -55,12 +61,21 @@ pub fn server(ca_path: &str) {
                     {
                         length = v.trim().parse().unwrap_or(0);
                     }
+                    if let Some((k, v)) = line.split_once(':')
+                        && k.eq_ignore_ascii_case("authorization")
+                    {
+                        authorized = expect.as_deref() == Some(v.trim());
+                    }
                 }
                 let mut body = vec![0; length];
                 if reader.read_exact(&mut body).is_err() {
                     return;
                 }
-                let answer = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}";
+                let answer: &[u8] = if authorized {
+                    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 11\r\n\r\n{\"ok\":true}"
+                } else {
+                    b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n"
+                };
                 let stream = reader.get_mut();
                 if stream
                     .write_all(answer)
@@ -74,9 +89,11 @@ pub fn server(ca_path: &str) {
     }
 }
 
-/// Times `total` GETs from `clients` connections (kept alive), `direct` to `https://localhost:
-/// PORT/v1/bench` trusting the CA in `BENCH_CA`, or through `FRONA_PROXY` to
-/// `/bench/v1/bench`. Prints p50, p99 and requests/s as one JSON line.
+/// Times `total` GETs from `clients` connections (kept alive): `direct` to `https://localhost:
+/// PORT/v1/bench` trusting the CA in `BENCH_CA` and sending `Authorization: $BENCH_AUTH`;
+/// `proxy` through `FRONA_PROXY` to `/bench/v1/bench`; `placeholder` through a `CONNECT`
+/// tunnel of `HTTPS_PROXY`, trusting `SSL_CERT_FILE` and sending `Bearer $BENCH_TOKEN`.
+/// Prints p50, p99 and requests/s as one JSON line.
 pub fn client(mode: &str, total: usize, clients: usize, port: u16) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -84,9 +101,16 @@ pub fn client(mode: &str, total: usize, clients: usize, port: u16) {
         .build()
         .unwrap();
     let direct = mode == "direct";
-    let tls = if direct {
+    let placeholder = mode == "placeholder";
+    let authorization = match mode {
+        "direct" => std::env::var("BENCH_AUTH").ok(),
+        "placeholder" => Some(format!("Bearer {}", std::env::var("BENCH_TOKEN").unwrap())),
+        _ => None,
+    };
+    let tls = if direct || placeholder {
         let mut roots = rustls::RootCertStore::empty();
-        let pem = std::fs::read(std::env::var("BENCH_CA").unwrap()).unwrap();
+        let ca = std::env::var(if direct { "BENCH_CA" } else { "SSL_CERT_FILE" }).unwrap();
+        let pem = std::fs::read(ca).unwrap();
         for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
             roots.add(cert.unwrap()).unwrap();
         }
@@ -107,11 +131,16 @@ pub fn client(mode: &str, total: usize, clients: usize, port: u16) {
         let tasks: Vec<_> = (0..clients)
             .map(|_| {
                 let tls = tls.clone();
+                let authorization = authorization.clone();
                 tokio::spawn(async move {
                     let (mut sender, path) = if let Some(tls) = tls {
-                        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
-                            .await
-                            .unwrap();
+                        let tcp = if placeholder {
+                            connect_tunnel(port).await
+                        } else {
+                            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                                .await
+                                .unwrap()
+                        };
                         tcp.set_nodelay(true).unwrap();
                         let stream = tokio_rustls::TlsConnector::from(tls)
                             .connect("localhost".try_into().unwrap(), tcp)
@@ -139,8 +168,11 @@ pub fn client(mode: &str, total: usize, clients: usize, port: u16) {
                     for _ in 0..total / clients {
                         use http_body_util::BodyExt as _;
                         let t = std::time::Instant::now();
-                        let request = hyper::Request::get(path)
-                            .header("host", "localhost")
+                        let mut request = hyper::Request::get(path).header("host", "localhost");
+                        if let Some(value) = &authorization {
+                            request = request.header("authorization", value);
+                        }
+                        let request = request
                             .body(http_body_util::Empty::<bytes::Bytes>::new())
                             .unwrap();
                         let response = sender.send_request(request).await.unwrap();
@@ -169,4 +201,33 @@ pub fn client(mode: &str, total: usize, clients: usize, port: u16) {
         pick(0.99),
         latencies.len() as f64 / elapsed
     ));
+}
+
+/// A `CONNECT localhost:PORT` tunnel through the proxy in `HTTPS_PROXY` (`http://HOST:PORT`).
+async fn connect_tunnel(port: u16) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let proxy = std::env::var("HTTPS_PROXY").unwrap();
+    let address = proxy.trim_start_matches("http://").trim_end_matches('/');
+    let mut tcp = tokio::net::TcpStream::connect(address).await.unwrap();
+    tcp.write_all(
+        format!("CONNECT localhost:{port} HTTP/1.1\r\nHost: localhost:{port}\r\n\r\n").as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8; 1];
+        assert_eq!(
+            tcp.read(&mut byte).await.unwrap(),
+            1,
+            "the proxy closed the tunnel"
+        );
+        head.push(byte[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    tcp
 }
