@@ -125,9 +125,35 @@ pub struct Credential {
     /// it for the value in requests to these hosts only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inject_hosts: Vec<String>,
-    /// Query parameters in which the placeholder is swapped too (headers always are).
+    /// Query parameters in which the placeholder is swapped too.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub inject_query: Vec<String>,
+    /// Headers in which the placeholder is swapped, besides [`PLACEHOLDER_HEADERS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inject_headers: Vec<String>,
+}
+
+/// The headers a bound credential's placeholder is swapped in by default: where SDKs send API
+/// credentials (`Authorization` for bearer and basic schemes, and the API-key headers of
+/// Anthropic, Azure OpenAI, Google and GitLab). Only there: a placeholder in any other header
+/// (one an upstream might store or show, such as `User-Agent`) stays a placeholder.
+pub const PLACEHOLDER_HEADERS: &[&str] = &[
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "private-token",
+];
+
+impl Credential {
+    /// Whether the placeholder is swapped in header `name` (lower case).
+    pub fn swaps_in_header(&self, name: &str) -> bool {
+        PLACEHOLDER_HEADERS.contains(&name)
+            || self
+                .inject_headers
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name))
+    }
 }
 
 /// An HTTP route of the credential proxy: requests to `http://frona/NAME/PATH` go to
@@ -191,15 +217,18 @@ fn reserved_header(name: &str) -> bool {
         || ["content-encoding", "accept-encoding"].contains(&name.as_str())
 }
 
+/// An HTTP header name (RFC 9110 token).
+fn header_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
 impl FromStr for Inject {
     type Err = RegistryError;
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let token = |name: &str| {
-            !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-        };
+        let token = header_token;
         let inject = match text.split_once(':') {
             None if text == "bearer" => Inject::Bearer,
             None if text == "basic" => Inject::Basic { user: None },
@@ -418,9 +447,20 @@ impl Credential {
                 "a dynamic credential is issued per call and cannot be bound to hosts".into(),
             ));
         }
-        if self.inject_hosts.is_empty() && !self.inject_query.is_empty() {
+        for name in &self.inject_headers {
+            if !header_token(name) || reserved_header(name) {
+                return Err(RegistryError::Invalid(format!(
+                    "`{name}` is not a header the placeholder can be swapped in (an HTTP token, \
+                     not one the proxy manages such as Host)"
+                )));
+            }
+        }
+        if self.inject_hosts.is_empty()
+            && !(self.inject_query.is_empty() && self.inject_headers.is_empty())
+        {
             return Err(RegistryError::Invalid(
-                "--inject-query needs --inject-host: it says where the placeholder is swapped"
+                "--inject-query and --inject-header need --inject-host: it says where the \
+                 placeholder is swapped"
                     .into(),
             ));
         }
@@ -618,6 +658,7 @@ mod tests {
             route: None,
             inject_hosts: Vec::new(),
             inject_query: Vec::new(),
+            inject_headers: Vec::new(),
         }
     }
 

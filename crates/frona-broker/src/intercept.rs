@@ -252,10 +252,14 @@ impl Intercept {
         let mut found = Vec::new();
         for (index, binding) in self.bindings.iter().enumerate() {
             let placeholder = binding.placeholder.expose();
-            let in_headers = headers.values().any(|value| {
+            let carries = |value: &HeaderValue| {
                 contains(value.as_bytes(), placeholder)
                     || basic_credentials(value)
                         .is_some_and(|pair| contains(pair.expose(), placeholder))
+            };
+            let in_headers = headers.values().any(carries);
+            let in_named_header = headers.iter().any(|(name, value)| {
+                binding.credential.swaps_in_header(name.as_str()) && carries(value)
             });
             let params = || query.into_iter().flat_map(|q| q.split('&'));
             let in_named = params().any(|part| {
@@ -266,7 +270,7 @@ impl Intercept {
             });
             let anywhere = params().any(|part| contains(part.as_bytes(), placeholder));
             if in_headers || anywhere {
-                found.push((index, in_headers || in_named));
+                found.push((index, in_named_header || in_named));
             }
         }
         found
@@ -313,15 +317,19 @@ fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Swaps `placeholder` for `value` in every header value (inside `Basic` credentials too);
-/// returns every new header value made, for the redactor.
+/// Swaps `placeholder` for `value` in the values of the headers `credential` names (inside
+/// `Basic` credentials too); returns every new header value made, for the redactor.
 fn swap_headers(
     headers: &mut HeaderMap,
+    credential: &Credential,
     placeholder: &[u8],
     value: &[u8],
 ) -> Result<Vec<Secret>, String> {
     let mut forms = Vec::new();
-    for slot in headers.values_mut() {
+    for (name, slot) in headers.iter_mut() {
+        if !credential.swaps_in_header(name.as_str()) {
+            continue;
+        }
         let swapped = if contains(slot.as_bytes(), placeholder) {
             Secret::new(replace(slot.as_bytes(), placeholder, value))
         } else if let Some(pair) =
@@ -625,6 +633,14 @@ impl Broker {
                 unbound.push(index);
             }
         }
+        self.audit_unbound(
+            intercept,
+            &unbound,
+            &tunnel.host,
+            tunnel.port,
+            "https",
+            tunnel.peer,
+        );
         let mut headers = crate::proxy::forwardable(&parts.headers);
         let mut swapped: Vec<Secret> = Vec::new();
         let mut revocations = Vec::new();
@@ -671,7 +687,12 @@ impl Broker {
             };
             let value = prepared.env[0].1.clone();
             let placeholder = binding.placeholder.expose();
-            match swap_headers(&mut headers, placeholder, value.expose()) {
+            match swap_headers(
+                &mut headers,
+                &binding.credential,
+                placeholder,
+                value.expose(),
+            ) {
                 Ok(forms) => swapped.extend(forms),
                 Err(e) => return refused(StatusCode::BAD_REQUEST, "bad value", &e),
             }
@@ -815,8 +836,27 @@ impl Broker {
 mod tests {
     use super::*;
 
+    fn credential() -> Credential {
+        Credential {
+            name: "gh".into(),
+            backend: frona_backends::BackendKind::Local,
+            path: "p".into(),
+            field: None,
+            version: None,
+            env: None,
+            scope: Default::default(),
+            kind: Default::default(),
+            route: None,
+            inject_hosts: vec!["api.example.com".into()],
+            inject_query: Vec::new(),
+            inject_headers: Vec::new(),
+        }
+    }
+
     #[test]
     fn swaps_in_headers_and_basic_credentials() {
+        let mut credential = credential();
+        credential.inject_headers = vec!["X-Other".into()];
         let mut headers = HeaderMap::new();
         headers.insert(
             header::AUTHORIZATION,
@@ -824,10 +864,15 @@ mod tests {
         );
         headers.insert("x-other", HeaderValue::from_static("ph_123 and ph_123"));
         headers.insert("x-plain", HeaderValue::from_static("nothing"));
-        let forms = swap_headers(&mut headers, b"ph_123", b"REAL").unwrap();
+        headers.insert("user-agent", HeaderValue::from_static("ua ph_123"));
+        let forms = swap_headers(&mut headers, &credential, b"ph_123", b"REAL").unwrap();
         assert_eq!(headers[header::AUTHORIZATION], "Bearer REAL");
         assert_eq!(headers["x-other"], "REAL and REAL");
         assert_eq!(headers["x-plain"], "nothing");
+        assert_eq!(
+            headers["user-agent"], "ua ph_123",
+            "a header the binding does not name keeps the placeholder"
+        );
         assert_eq!(forms.len(), 2);
         assert!(headers[header::AUTHORIZATION].is_sensitive());
 
@@ -837,7 +882,7 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("Basic {basic}")).unwrap(),
         );
-        swap_headers(&mut headers, b"ph_123", b"REAL").unwrap();
+        swap_headers(&mut headers, &credential, b"ph_123", b"REAL").unwrap();
         let expected = base64::engine::general_purpose::STANDARD.encode("x-access-token:REAL");
         assert_eq!(
             headers[header::AUTHORIZATION],

@@ -452,6 +452,97 @@ pub struct EgressRequest {
     pub time: Timestamp,
 }
 
+/// Why a [`Connect`] cannot be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "`{0}`: give `HOST[:PORT]` (a CONNECT) or an `http://` URL (plain HTTP); the egress \
+         proxy carries nothing else"
+    )]
+    Scheme(String),
+    #[error("`{0}` names a user (`user@host`), which the egress proxy refuses")]
+    UserInfo(String),
+    #[error("`{0}`: the port must be a number from 1 to 65535")]
+    Port(String),
+    #[error("`{0}` is not a host name or an address (write IPv6 with a port as `[::1]:443`)")]
+    Host(String),
+}
+
+/// A request to the egress proxy as `frona policy explain --connect` and a test case's
+/// `connect:` name it: `HOST[:PORT]` is a `CONNECT` (default port 443; `https://HOST[:PORT]/…`
+/// means the same), `http://HOST[:PORT][/PATH]` a plain-HTTP request (default port 80).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connect {
+    pub target: Target,
+    pub port: u16,
+    /// A plain-HTTP request's path, without the query (as the proxy audits it); `None` for a
+    /// `CONNECT`.
+    pub path: Option<String>,
+}
+
+impl Connect {
+    pub fn parse(text: &str) -> Result<Self, ConnectError> {
+        let whole = text.trim();
+        let (rest, default_port, plain) = match whole.split_once("://") {
+            None => (whole, 443, false),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (rest, 80, true),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (rest, 443, false),
+            Some(_) => return Err(ConnectError::Scheme(whole.to_owned())),
+        };
+        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+        let (authority, tail) = rest.split_at(end);
+        if authority.contains('@') {
+            return Err(ConnectError::UserInfo(whole.to_owned()));
+        }
+        // `host:443/path` without a scheme is not a CONNECT target.
+        if !tail.is_empty() && !whole.contains("://") {
+            return Err(ConnectError::Host(whole.to_owned()));
+        }
+        let (host, port) = if let Some(inner) = authority.strip_prefix('[') {
+            let (address, after) = inner
+                .split_once(']')
+                .ok_or_else(|| ConnectError::Host(whole.to_owned()))?;
+            match after {
+                "" => (address, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (address, Some(port)),
+                    None => return Err(ConnectError::Host(whole.to_owned())),
+                },
+            }
+        } else if authority.parse::<Ipv6Addr>().is_ok() {
+            (authority, None)
+        } else {
+            match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+        let port = match port {
+            None => default_port,
+            Some(port) => match port.parse::<u16>() {
+                Ok(number) if number > 0 && port.bytes().all(|b| b.is_ascii_digit()) => number,
+                _ => return Err(ConnectError::Port(whole.to_owned())),
+            },
+        };
+        let target = Target::parse(host).ok_or_else(|| ConnectError::Host(whole.to_owned()))?;
+        let path = plain.then(|| {
+            let path = tail.split(['?', '#']).next().unwrap_or_default();
+            if path.is_empty() { "/" } else { path }.to_owned()
+        });
+        Ok(Self { target, port, path })
+    }
+}
+
+impl fmt::Display for Connect {
+    /// `CONNECT host:port`, or `http://host:port/path` for plain HTTP.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.path {
+            None => write!(f, "CONNECT {}:{}", self.target, self.port),
+            Some(path) => write!(f, "http://{}:{}{path}", self.target, self.port),
+        }
+    }
+}
+
 /// What the egress rules decided.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct EgressDecision {
@@ -664,6 +755,20 @@ impl PolicySet {
                 format!("`{target}` is not allowed")
             },
         )
+    }
+
+    /// What the egress proxy decides for `request` before resolving any name:
+    /// [`PolicySet::egress`], and when the host is an address, [`PolicySet::egress_address`]
+    /// on it as well (the proxy checks an address the agent names as it checks a resolved one).
+    /// A name allowed here may still be refused for the addresses it resolves to.
+    pub fn egress_unresolved(&self, request: &EgressRequest) -> EgressDecision {
+        let decision = self.egress(request);
+        match &request.target {
+            Target::Ip(ip) if decision.allowed => {
+                self.egress_address(request, *ip).unwrap_or(decision)
+            }
+            _ => decision,
+        }
     }
 
     /// Whether the proxy may connect to `ip` for `request` (after [`PolicySet::egress`]

@@ -7,10 +7,22 @@
 //!     request: { tool: gh, args: [api, repos/acme/app/issues], credentials: [github-token] }
 //!     expect: permit
 //!     rule: github-read        # optional: which rule must decide
+//!   - name: gists are refused under --net proxy
+//!     connect: gist.github.com   # HOST[:PORT] (a CONNECT, port 443) or an http:// URL
+//!     expect: deny               # permit or deny
+//!     rule: no-gists
 //! ```
+//!
+//! A `connect:` case is decided by the `network:` entries as the egress proxy decides a
+//! request ([`PolicySet::egress_unresolved`]): no name is resolved, so the addresses a name
+//! resolves to are not checked, but an address given as the host is. Its `agent` and `time`
+//! are keys of the case (a tool case has them in `request`).
 
 use serde::{Deserialize, Serialize};
 
+use jiff::Timestamp;
+
+use crate::network::{Connect, EgressRequest};
 use crate::{Effect, PolicyError, PolicySet, RateTracker, Request};
 
 #[derive(Debug, Deserialize)]
@@ -23,10 +35,53 @@ struct CasesFile {
 #[serde(deny_unknown_fields)]
 struct Case {
     name: String,
-    request: Request,
+    /// A tool call or a proxied HTTP request.
+    #[serde(default)]
+    request: Option<Request>,
+    /// Or a request to the egress proxy: `HOST[:PORT]` or `http://HOST[:PORT]/PATH`.
+    #[serde(default)]
+    connect: Option<String>,
+    /// With `connect`: the agent id (default `default`).
+    #[serde(default)]
+    agent: Option<String>,
+    /// With `connect`: when (RFC 3339; default Monday 2026-01-05 12:00 UTC).
+    #[serde(default)]
+    time: Option<Timestamp>,
     expect: Effect,
     #[serde(default)]
     rule: Option<String>,
+}
+
+/// A case's request, checked.
+enum Checked {
+    Call(Request),
+    Egress(EgressRequest),
+}
+
+impl Case {
+    /// The request the case describes, or why the case is malformed.
+    fn checked(&self) -> Result<Checked, String> {
+        match (&self.request, &self.connect) {
+            (Some(_), Some(_)) => Err("give `request` or `connect`, not both".into()),
+            (None, None) => Err("give `request` (a call) or `connect` (an egress request)".into()),
+            (Some(_), None) if self.agent.is_some() || self.time.is_some() => {
+                Err("`agent` and `time` of a call go in its `request`".into())
+            }
+            (Some(request), None) => Ok(Checked::Call(request.clone())),
+            (None, Some(_)) if self.expect == Effect::Ask => {
+                Err("an egress request is permitted or denied, never asked: `expect: permit` or `expect: deny`".into())
+            }
+            (None, Some(text)) => {
+                let connect = Connect::parse(text).map_err(|e| format!("connect: {e}"))?;
+                Ok(Checked::Egress(EgressRequest {
+                    target: connect.target,
+                    port: connect.port,
+                    agent: self.agent.clone().unwrap_or_else(crate::default_agent),
+                    time: self.time.unwrap_or_else(crate::default_time),
+                }))
+            }
+        }
+    }
 }
 
 /// The outcome of one case.
@@ -46,16 +101,40 @@ pub fn run_cases(
     text: &str,
 ) -> Result<Vec<CaseResult>, PolicyError> {
     let cases: CasesFile = serde_norway::from_str(text).map_err(|e| PolicyError::yaml(file, &e))?;
+    let mut checked = Vec::with_capacity(cases.cases.len());
+    for (index, case) in cases.cases.iter().enumerate() {
+        checked.push(case.checked().map_err(|message| PolicyError {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            message: format!("cases[{index}] `{}`: {message}", case.name),
+        })?);
+    }
     Ok(cases
         .cases
         .into_iter()
-        .map(|case| {
-            let decision = policy.evaluate(&case.request, &mut RateTracker::default());
-            let wrong_effect = decision.effect != case.expect;
+        .zip(checked)
+        .map(|(case, request)| {
+            let (effect, rule, reason) = match request {
+                Checked::Call(request) => {
+                    let decision = policy.evaluate(&request, &mut RateTracker::default());
+                    (decision.effect, decision.rule, decision.reason)
+                }
+                Checked::Egress(request) => {
+                    let decision = policy.egress_unresolved(&request);
+                    let effect = if decision.allowed {
+                        Effect::Permit
+                    } else {
+                        Effect::Deny
+                    };
+                    (effect, decision.rule, decision.reason)
+                }
+            };
+            let wrong_effect = effect != case.expect;
             let wrong_rule = case
                 .rule
                 .as_ref()
-                .is_some_and(|r| decision.rule.as_ref() != Some(r));
+                .is_some_and(|r| rule.as_ref() != Some(r));
             let failure = (wrong_effect || wrong_rule).then(|| {
                 format!(
                     "expected {:?}{}, got {:?} by {} ({})",
@@ -64,12 +143,10 @@ pub fn run_cases(
                         .as_ref()
                         .map(|r| format!(" by `{r}`"))
                         .unwrap_or_default(),
-                    decision.effect,
-                    decision
-                        .rule
-                        .as_ref()
+                    effect,
+                    rule.as_ref()
                         .map_or("no rule".to_owned(), |r| format!("`{r}`")),
-                    decision.reason
+                    reason
                 )
             });
             CaseResult {

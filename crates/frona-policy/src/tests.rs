@@ -274,6 +274,82 @@ cases:
     assert!(results[1].failure.as_ref().unwrap().contains("got Deny"));
 }
 
+const NETWORK: &str = r#"
+network:
+  - name: github
+    allow: [github.com, "*.github.com"]
+  - name: no-gists
+    deny: gist.github.com
+  - name: registry
+    allow: registry.npmjs.org
+    agent: ci-*
+    when: { days: [mon-fri] }
+"#;
+
+#[test]
+fn policy_test_files_with_egress_cases() {
+    let policy = set(NETWORK);
+    let cases = r#"
+cases:
+  - name: the API over HTTPS
+    connect: api.github.com
+    expect: permit
+    rule: github
+  - name: plain HTTP to github.com
+    connect: http://github.com/acme/app
+    expect: permit
+  - name: gists
+    connect: gist.github.com:443
+    expect: deny
+    rule: no-gists
+  - name: ssh is another port
+    connect: github.com:22
+    expect: deny
+  - name: the registry for CI on a weekday
+    connect: registry.npmjs.org
+    agent: ci-7
+    expect: permit
+  - name: not on Sunday
+    connect: registry.npmjs.org
+    agent: ci-7
+    time: "2026-01-11T09:00:00Z"
+    expect: deny
+  - name: a wrong expectation
+    connect: example.com
+    expect: permit
+  - name: the wrong rule
+    connect: gist.github.com
+    expect: deny
+    rule: github
+"#;
+    let results = testing::run_cases(&policy, "cases.yaml", cases).unwrap();
+    for result in &results[..6] {
+        assert!(result.passed, "{}: {:?}", result.name, result.failure);
+    }
+    let failure = results[6].failure.as_deref().unwrap();
+    assert_eq!(
+        failure,
+        "expected Permit, got Deny by no rule (`example.com` is not allowed)"
+    );
+    assert!(results[7].failure.as_deref().unwrap().contains("by `no-gists`"));
+
+    let bad = |case: &str| {
+        testing::run_cases(&policy, "cases.yaml", &format!("cases:\n  - name: bad\n{case}"))
+            .unwrap_err()
+            .to_string()
+    };
+    let e = bad("    connect: github.com\n    expect: ask\n");
+    assert!(e.contains("never asked"), "{e}");
+    let e = bad("    connect: github.com:0\n    expect: deny\n");
+    assert!(e.contains("cases[0] `bad`: connect:") && e.contains("port"), "{e}");
+    let e = bad("    connect: github.com\n    request: { tool: gh }\n    expect: deny\n");
+    assert!(e.contains("not both"), "{e}");
+    let e = bad("    expect: deny\n");
+    assert!(e.contains("give `request`"), "{e}");
+    let e = bad("    request: { tool: gh }\n    agent: ci\n    expect: deny\n");
+    assert!(e.contains("go in its `request`"), "{e}");
+}
+
 /// Every shipped policy loads, and its test cases pass.
 #[test]
 fn shipped_policies_are_valid_and_their_cases_pass() {

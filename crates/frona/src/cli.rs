@@ -591,6 +591,10 @@ pub struct RegisterArgs {
     /// Swap the placeholder in this query parameter too (repeatable; needs --inject-host).
     #[arg(long, value_name = "NAME")]
     pub inject_query: Vec<String>,
+    /// Swap the placeholder in this request header too (repeatable; needs --inject-host).
+    /// Authorization, X-Api-Key, Api-Key, X-Goog-Api-Key and Private-Token always are.
+    #[arg(long, value_name = "NAME")]
+    pub inject_header: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]

@@ -304,6 +304,7 @@ curl -sS -m 20 -i -H "Authorization: Bearer $GH_TOKEN" https://{BOUND}:{port}/ad
 curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" https://{OTHER}:{port}/elsewhere; echo
 curl -sS -m 20 -L --location-trusted -H "Authorization: Bearer $GH_TOKEN" https://{BOUND}:{port}/redirect-away; echo
 curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" http://{OTHER}:{plain}/plain; echo
+curl -sS -m 20 -A "reflect-me $GH_TOKEN" https://{BOUND}:{port}/user-agent; echo
 "#,
         plain = plain.port
     );
@@ -339,6 +340,19 @@ curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" http://{OTHER}:{plain}/plain
         redirect.header("authorization"),
         Some(format!("Bearer {VALUE}").as_str())
     );
+    let ua = requests.iter().find(|r| r.path() == "/user-agent").unwrap();
+    assert!(
+        ua.header("user-agent")
+            .unwrap()
+            .starts_with("reflect-me ghp_"),
+        "a header the binding does not name is never swapped"
+    );
+    assert!(
+        !requests
+            .iter()
+            .any(|r| r.headers.values().any(|v| v.contains(VALUE)) && r.path() != "/redirect-away"),
+        "only the permitted request carried the value"
+    );
     let plain_auth = plain
         .requests()
         .first()
@@ -354,10 +368,36 @@ curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" http://{OTHER}:{plain}/plain
             .any(|r| r["kind"] == "http" && r["decision"] == "deny" && r["rule"] == "no-admin"),
         "{audit:#?}"
     );
+    for scheme in ["http", "https"] {
+        assert!(
+            audit.iter().any(|r| r["kind"] == "placeholder-unbound"
+                && r["scheme"] == scheme
+                && r["credential"] == "gh"),
+            "{scheme}: {audit:#?}"
+        );
+    }
+}
+
+#[test]
+fn without_the_egress_proxy_the_agent_gets_no_placeholder_and_is_told() {
+    let (server, ca) = api();
+    let setup = Setup::new("host-net", server.port, &ca);
+    let output = setup
+        .dirs
+        .cmd(&["run", "--", "sh", "-c", "echo \"token=${GH_TOKEN:-unset}\""])
+        .env("GH_TOKEN", VALUE)
+        .env("FRONA_STATE_DIR", setup.dirs.root.join("state"))
+        .env("XDG_RUNTIME_DIR", setup.runtime())
+        .output()
+        .unwrap();
+    let out = text(&output);
+    assert!(output.status.success(), "{out}");
     assert!(
-        audit.iter().any(|r| r["kind"] == "placeholder-unbound"
-            && r["scheme"] == "http"
-            && r["credential"] == "gh"),
-        "{audit:#?}"
+        out.contains("token=unset"),
+        "scrubbed, and no placeholder: {out}"
+    );
+    assert!(
+        out.contains("credential `gh` is bound to hosts; the agent gets its placeholder only under --net proxy"),
+        "{out}"
     );
 }

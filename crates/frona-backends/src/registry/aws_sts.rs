@@ -79,6 +79,7 @@ mod tests {
             route: None,
             inject_hosts: Vec::new(),
             inject_query: Vec::new(),
+            inject_headers: Vec::new(),
         }
     }
 

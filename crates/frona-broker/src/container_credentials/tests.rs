@@ -117,6 +117,7 @@ impl Fixture {
                 route: None,
                 inject_hosts: Vec::new(),
                 inject_query: Vec::new(),
+                inject_headers: Vec::new(),
             })
             .unwrap();
         let issued = Arc::new(AtomicUsize::new(0));
@@ -238,6 +239,7 @@ fn key(rule: &str, ttl: u64) -> SessionKey {
             route: None,
             inject_hosts: Vec::new(),
             inject_query: Vec::new(),
+            inject_headers: Vec::new(),
         },
     }
 }

@@ -412,3 +412,58 @@ fn an_ipv4_network_written_in_ipv6_is_that_ipv4_network() {
             .is_some_and(|d| !d.allowed)
     );
 }
+
+#[test]
+fn connect_targets_as_explain_and_test_cases_name_them() {
+    let parse = |text: &str| Connect::parse(text).unwrap();
+    let c = parse("API.github.com");
+    assert_eq!((c.target, c.port, c.path), (name("api.github.com"), 443, None));
+    let c = parse("github.com:22");
+    assert_eq!((c.port, c.path), (22, None));
+    let c = parse("https://github.com/acme/app");
+    assert_eq!((c.port, c.path), (443, None), "https:// is a CONNECT");
+    let c = parse("http://pypi.org/simple/x?token=1");
+    assert_eq!((c.port, c.path.as_deref()), (80, Some("/simple/x")));
+    assert_eq!(c.to_string(), "http://pypi.org:80/simple/x");
+    let c = parse("HTTP://10.0.0.5:8080");
+    assert_eq!(
+        (c.target, c.port, c.path.as_deref()),
+        (Target::Ip(ip("10.0.0.5")), 8080, Some("/"))
+    );
+    let c = parse("[::1]:8443");
+    assert_eq!((c.target.clone(), c.port), (Target::Ip(ip("::1")), 8443));
+    assert_eq!(c.to_string(), "CONNECT [::1]:8443");
+    assert_eq!(parse("fd00:ec2::254").target, Target::Ip(ip("fd00:ec2::254")));
+    assert_eq!(parse("[::1]").port, 443);
+
+    let err = |text: &str| Connect::parse(text).unwrap_err();
+    assert_eq!(err("ftp://x.example"), ConnectError::Scheme("ftp://x.example".into()));
+    assert_eq!(err("http://u:p@x.example/"), ConnectError::UserInfo("http://u:p@x.example/".into()));
+    for port in ["x.example:0", "x.example:99999", "x.example:+1", "x.example:"] {
+        assert_eq!(err(port), ConnectError::Port(port.into()), "{port}");
+    }
+    for host in ["", "exa mple.com", "x.example:443/path", "[::1", "[::1]x", "http://"] {
+        assert_eq!(err(host), ConnectError::Host(host.into()), "{host:?}");
+    }
+}
+
+#[test]
+fn an_address_target_is_checked_before_any_resolution() {
+    let mut policy = set(POLICY);
+    let at = |target: &str, port: u16| EgressRequest {
+        target: Target::parse(target).unwrap(),
+        ..request("unused.example", port, "ci-1")
+    };
+    // A name is decided by its host and port only.
+    assert!(policy.egress_unresolved(&at("api.github.com", 443)).allowed);
+    // An address the agent names is checked as a resolved one would be.
+    let d = policy.egress_unresolved(&at("10.20.0.7", 8443));
+    assert!(d.allowed, "{d:?}");
+    policy.allow_hosts("--allow-host", vec![pattern("169.254.0.0/16")]);
+    assert!(policy.egress(&at("169.254.169.254", 80)).allowed);
+    assert!(policy.egress_unresolved(&at("169.254.169.254", 80)).allowed);
+    let mut policy = set(POLICY);
+    policy.allow_hosts("--allow-host", vec![pattern("*.example.org")]);
+    let d = policy.egress_unresolved(&at("127.0.0.1", 443));
+    assert_eq!((d.allowed, d.rule), (false, None));
+}

@@ -299,6 +299,7 @@ fn credential_from(args: RegisterArgs) -> Result<Credential, Failure> {
         },
         inject_hosts: args.inject_host,
         inject_query: args.inject_query,
+        inject_headers: args.inject_header,
     };
     credential
         .validate()

@@ -51,6 +51,9 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         args.no_broker,
         args.quiet,
     )?;
+    if plan.proxy_relay.is_none() && !args.quiet {
+        note_unserved_bindings(&env, &args.agent);
+    }
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
     // The broker serves calls when there are policies to apply: without any, every call would
@@ -166,6 +169,33 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     drop(broker);
     placeholders.release();
     status.map_err(|e| failure(&e))
+}
+
+/// Says which credentials bound to hosts the agent goes without: their placeholders exist only
+/// under `--net proxy`, where the egress proxy can swap them.
+fn note_unserved_bindings(env: &EnvSnapshot, agent: &str) {
+    use frona_backends::registry::Registry;
+    let registry = Registry::new(crate::dirs::config_dir(env).join("credentials.yaml"));
+    let Ok(listed) = registry.list() else {
+        return;
+    };
+    let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
+    let mut names: Vec<&str> = listed
+        .iter()
+        .filter(|c| !c.inject_hosts.is_empty())
+        .map(|c| c.name.as_str())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    for name in names {
+        if Registry::narrowest(&listed, name, Some(agent), &cwd)
+            .is_some_and(|c| !c.inject_hosts.is_empty())
+        {
+            eprintln!(
+                "frona: credential `{name}` is bound to hosts; the agent gets its placeholder only under --net proxy"
+            );
+        }
+    }
 }
 
 /// Persistence protection for frona itself: the agent may not create or change frona's
