@@ -5,7 +5,8 @@
 //!
 //! - `CONNECT host:port` (HTTPS and anything else tunnelled): the host and port are decided,
 //!   the name resolved, every address checked, and on success the proxy connects to a checked
-//!   address, answers `200` and copies bytes both ways. It never sees inside the tunnel.
+//!   address, answers `200` and copies bytes both ways. It never sees inside the tunnel; when
+//!   the tunnel closes it audits how many bytes went each way (`kind: egress-close`).
 //! - Absolute-form requests (`GET http://host[:port]/path`) for plain HTTP: decided the same
 //!   way and forwarded with hop-by-hop and proxy headers dropped and `Host` set from the URL,
 //!   so that a request cannot name a different virtual host than the one decided on.
@@ -48,6 +49,8 @@ use crate::server::Broker;
 // `--proxy-resolve HOST=ADDR` (frona run).
 mod overrides;
 pub use overrides::{OverrideError, StaticOverrides, parse_override};
+// `CONNECT` tunnels copied byte for byte, and their `kind: egress-close` records.
+mod tunnel;
 
 /// The header that says why the proxy refused.
 pub const ERROR_HEADER: &str = "x-frona-error";
@@ -56,7 +59,7 @@ pub const ERROR_HEADER: &str = "x-frona-error";
 pub const MAX_CONNECTIONS: usize = 512;
 
 /// How long resolving a name may take.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long connecting to one address may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Request headers larger than this are refused.
@@ -347,15 +350,18 @@ impl Broker {
                 });
                 return http::Response::new(full(Bytes::new()));
             }
-            let mut upstream = match self.egress_connect(&addresses, &what).await {
+            let upstream = match self.egress_connect(&addresses, &what).await {
                 Ok(stream) => stream,
                 Err(response) => return response,
             };
+            // Copied byte for byte; `kind: egress-close` with the counts when it ends.
+            let broker = Arc::clone(self);
             tokio::spawn(async move {
                 let _slot = slot;
                 if let Ok(upgraded) = upgrade.await {
-                    let mut client = TokioIo::new(upgraded);
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                    broker
+                        .copy_tunnel(upgraded, upstream, &host, port, peer)
+                        .await;
                 }
             });
             return http::Response::new(full(Bytes::new()));

@@ -222,9 +222,9 @@ impl Binding {
 pub struct Intercept {
     pub tls: Tls,
     pub bindings: Vec<Binding>,
-    /// Every form of every value swapped in so far: what terminated tunnels' responses are
-    /// redacted of.
-    sent: Mutex<Vec<Secret>>,
+    /// Every form of every value swapped in so far, and a redactor of them: what terminated
+    /// tunnels' responses are redacted of. Rebuilt only when a new form is added.
+    sent: Mutex<(Vec<Secret>, Redactor)>,
 }
 
 impl Intercept {
@@ -236,7 +236,7 @@ impl Intercept {
         Ok(Self {
             tls: Tls::new(&hosts)?,
             bindings,
-            sent: Mutex::new(Vec::new()),
+            sent: Mutex::new((Vec::new(), Redactor::default())),
         })
     }
 
@@ -276,18 +276,20 @@ impl Intercept {
         found
     }
 
-    fn remember(&self, forms: &[Secret]) {
+    /// Adds `forms` to what responses are redacted of; returns the redactor to use.
+    fn remember(&self, forms: &[Secret]) -> Redactor {
         let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        let (known, template) = &mut *sent;
+        let before = known.len();
         for form in forms {
-            if !sent.contains(form) {
-                sent.push(form.clone());
+            if !known.contains(form) {
+                known.push(form.clone());
             }
         }
-    }
-
-    fn redactor(&self) -> Redactor {
-        let sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
-        Redactor::new(sent.iter().map(Secret::expose))
+        if known.len() != before {
+            *template = Redactor::new(known.iter().map(Secret::expose));
+        }
+        template.clone()
     }
 }
 
@@ -649,7 +651,10 @@ impl Broker {
             let binding = &intercept.bindings[index];
             let decoded = match crate::proxy::checked_path(&path) {
                 Ok(decoded) => decoded,
-                Err(e) => return refused(StatusCode::BAD_REQUEST, "bad path", &e),
+                Err(e) => {
+                    self.revoke_later(revocations);
+                    return refused(StatusCode::BAD_REQUEST, "bad path", &e);
+                }
             };
             let mut record = Map::new();
             record.insert("kind".into(), "http".into());
@@ -682,6 +687,8 @@ impl Broker {
                         _ if refusal.status == StatusCode::FORBIDDEN => "not allowed".to_owned(),
                         _ => "credential unavailable".to_owned(),
                     };
+                    // What an earlier placeholder of this request was issued is not used.
+                    self.revoke_later(revocations);
                     return refused(refusal.status, &error, &refusal.message);
                 }
             };
@@ -694,7 +701,11 @@ impl Broker {
                 value.expose(),
             ) {
                 Ok(forms) => swapped.extend(forms),
-                Err(e) => return refused(StatusCode::BAD_REQUEST, "bad value", &e),
+                Err(e) => {
+                    revocations.extend(prepared.revocations);
+                    self.revoke_later(revocations);
+                    return refused(StatusCode::BAD_REQUEST, "bad value", &e);
+                }
             }
             if let Some(q) = &query {
                 let (new, form) = swap_query(
@@ -710,7 +721,7 @@ impl Broker {
             revocations.extend(prepared.revocations);
             records.push(record);
         }
-        intercept.remember(&swapped);
+        let template = intercept.remember(&swapped);
         let target = match &query {
             Some(q) => format!("{path}?{q}"),
             None => path.clone(),
@@ -757,7 +768,6 @@ impl Broker {
             };
             self.submit_audit(done);
         }
-        let template = intercept.redactor();
         match result {
             Ok(response) => {
                 let (mut parts, body) = response.into_parts();

@@ -125,6 +125,10 @@ pub struct Broker {
     /// The AWS container credentials endpoint, once `frona run` serves one.
     #[cfg(feature = "proxy")]
     pub(crate) aws_endpoint: std::sync::OnceLock<crate::container_credentials::Endpoint>,
+    /// `CONNECT` tunnels being copied: [`Broker::finish`] lets the ones closing write their
+    /// `egress-close` records.
+    #[cfg(feature = "proxy")]
+    pub(crate) tunnels: AtomicUsize,
 }
 
 impl std::fmt::Debug for Broker {
@@ -213,6 +217,8 @@ impl Broker {
             intercept: std::sync::OnceLock::new(),
             #[cfg(feature = "proxy")]
             aws_endpoint: std::sync::OnceLock::new(),
+            #[cfg(feature = "proxy")]
+            tunnels: AtomicUsize::new(0),
         });
         // Leases of sessions that were killed are revoked before this one starts its agent
         // (there are none unless a frona died without cleaning up).
@@ -287,6 +293,15 @@ impl Broker {
 
     /// Before exit: waits (up to 5 s) until every queued audit record is on disk.
     pub fn finish(&self) {
+        // A tunnel whose agent end has just closed (the agent is gone) records its byte counts
+        // first; one that stays open longer than this goes unrecorded.
+        #[cfg(feature = "proxy")]
+        {
+            let deadline = Instant::now() + Duration::from_secs(1);
+            while self.tunnels.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         if !self.config.audit.flush(Duration::from_secs(5)) {
             tracing::error!("some audit records may not have reached the log");
         }

@@ -131,10 +131,7 @@ pub fn run_cases(
                 }
             };
             let wrong_effect = effect != case.expect;
-            let wrong_rule = case
-                .rule
-                .as_ref()
-                .is_some_and(|r| rule.as_ref() != Some(r));
+            let wrong_rule = case.rule.as_ref().is_some_and(|r| rule.as_ref() != Some(r));
             let failure = (wrong_effect || wrong_rule).then(|| {
                 format!(
                     "expected {:?}{}, got {:?} by {} ({})",

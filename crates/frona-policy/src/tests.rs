@@ -331,17 +331,30 @@ cases:
         failure,
         "expected Permit, got Deny by no rule (`example.com` is not allowed)"
     );
-    assert!(results[7].failure.as_deref().unwrap().contains("by `no-gists`"));
+    assert!(
+        results[7]
+            .failure
+            .as_deref()
+            .unwrap()
+            .contains("by `no-gists`")
+    );
 
     let bad = |case: &str| {
-        testing::run_cases(&policy, "cases.yaml", &format!("cases:\n  - name: bad\n{case}"))
-            .unwrap_err()
-            .to_string()
+        testing::run_cases(
+            &policy,
+            "cases.yaml",
+            &format!("cases:\n  - name: bad\n{case}"),
+        )
+        .unwrap_err()
+        .to_string()
     };
     let e = bad("    connect: github.com\n    expect: ask\n");
     assert!(e.contains("never asked"), "{e}");
     let e = bad("    connect: github.com:0\n    expect: deny\n");
-    assert!(e.contains("cases[0] `bad`: connect:") && e.contains("port"), "{e}");
+    assert!(
+        e.contains("cases[0] `bad`: connect:") && e.contains("port"),
+        "{e}"
+    );
     let e = bad("    connect: github.com\n    request: { tool: gh }\n    expect: deny\n");
     assert!(e.contains("not both"), "{e}");
     let e = bad("    expect: deny\n");

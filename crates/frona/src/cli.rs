@@ -339,6 +339,10 @@ pub struct ConfigShowArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
+    /// As `frona run --allow-host` (repeatable).
+    #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
+    pub allow_host: Vec<String>,
+
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -417,15 +421,39 @@ pub enum PolicyCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Show which rule decides a call, and why the rules before it did not.
+    /// Show which rule decides a call, and why the rules before it did not; or, with
+    /// `--connect`, what the egress proxy of `frona run --net proxy` decides for a host.
     Explain {
         /// The tool (program) called.
-        #[arg(long, required_unless_present = "http", conflicts_with = "http")]
+        #[arg(
+            long,
+            required_unless_present_any = ["http", "connect"],
+            conflicts_with_all = ["http", "connect"]
+        )]
         tool: Option<String>,
         /// A call through the HTTP proxy instead: `--http GET https://api.example.com/v1/x`
         /// (decided as the proxy would, with one `--credential`).
         #[arg(long, num_args = 2, value_names = ["METHOD", "URL"], requires = "credentials")]
         http: Option<Vec<String>>,
+        /// A request to the egress proxy instead: `HOST[:PORT]`, a CONNECT (default port 443),
+        /// or `http://HOST[:PORT]/PATH`, plain HTTP (default port 80); decided by the
+        /// policies' `network:` entries and `--allow-host`, as `frona run --net proxy` decides.
+        #[arg(
+            long,
+            value_name = "HOST[:PORT]|URL",
+            conflicts_with_all = ["http", "args", "credentials"]
+        )]
+        connect: Option<String>,
+        /// With `--connect`: a host the agent may reach, as `frona run --allow-host` takes it
+        /// (repeatable; default: `run.allow_host` from the config, as for `frona run`).
+        #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern, requires = "connect")]
+        allow_host: Vec<String>,
+        /// With `--connect`: as `frona run --proxy-resolve` (`HOST=ADDR[,ADDR…]`, repeatable).
+        #[arg(long, value_name = "HOST=ADDR", value_parser = parse_proxy_resolve, requires = "connect")]
+        proxy_resolve: Vec<(String, Vec<std::net::IpAddr>)>,
+        /// With `--connect`: do not resolve the name; decide the host and port only.
+        #[arg(long, requires = "connect")]
+        no_resolve: bool,
         /// An argument (repeatable, in order).
         #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
         args: Vec<String>,

@@ -143,3 +143,198 @@ fn status_commands_print_json() {
     assert!(json(&["config", "show", "--json"])["settings"].is_array());
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A scratch directory with `policies/net.yaml` and frona's own directories, removed on drop.
+struct PolicyDir(std::path::PathBuf);
+
+impl PolicyDir {
+    fn new(name: &str, policy: &str) -> Self {
+        let root = std::env::temp_dir().join(format!("frona-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        std::fs::create_dir_all(root.join("policies")).unwrap();
+        std::fs::write(root.join("policies/net.yaml"), policy).unwrap();
+        Self(root)
+    }
+
+    fn frona(&self, args: &[&str]) -> std::process::Output {
+        frona()
+            .args(args)
+            .arg("--policy")
+            .arg(self.0.join("policies"))
+            .env("FRONA_CONFIG_DIR", &self.0)
+            .env("FRONA_STATE_DIR", &self.0)
+            .env("FRONA_DATA_DIR", &self.0)
+            .env("FRONA_SYSTEM_CONFIG", self.0.join("no-system.yaml"))
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for PolicyDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+const NETWORK: &str = "network:
+  - name: github
+    allow: [github.com, \"*.github.com\"]
+  - name: no-gists
+    deny: gist.github.com
+    reason: gists can publish code
+";
+
+/// `frona policy test` decides `connect:` cases as the egress proxy does; a failing one makes
+/// it exit 1, named with what happened instead.
+#[test]
+fn policy_test_decides_egress_cases() {
+    let dir = PolicyDir::new("egress-cases", NETWORK);
+    let cases = dir.0.join("cases.yaml");
+    std::fs::write(
+        &cases,
+        "cases:
+  - name: the API
+    connect: api.github.com
+    expect: permit
+    rule: github
+  - name: gists
+    connect: http://gist.github.com/acme
+    expect: deny
+    rule: no-gists
+",
+    )
+    .unwrap();
+    let output = dir.frona(&["policy", "test", &cases.display().to_string()]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("ok    the API\n"),
+        "{}",
+        text(&output)
+    );
+    assert!(
+        text(&output).contains("2 passed, 0 failed"),
+        "{}",
+        text(&output)
+    );
+
+    std::fs::write(
+        &cases,
+        "cases:
+  - name: the API
+    connect: api.github.com
+    expect: permit
+  - name: ssh to github is expected to work
+    connect: github.com:22
+    expect: permit
+",
+    )
+    .unwrap();
+    let output = dir.frona(&["policy", "test", &cases.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains(
+            "FAIL  ssh to github is expected to work: expected Permit, got Deny by no rule \
+             (port 22 of `github.com` is not allowed)"
+        ),
+        "{}",
+        text(&output)
+    );
+    let output = dir.frona(&["policy", "test", "--json", &cases.display().to_string()]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (doc["passed"].clone(), doc["failed"].clone()),
+        (1.into(), 1.into())
+    );
+    assert_eq!(doc["cases"][1]["name"], "ssh to github is expected to work");
+
+    // A malformed case is an error in the file, not a failed case.
+    std::fs::write(
+        &cases,
+        "cases:\n  - name: asks\n    connect: github.com\n    expect: ask\n",
+    )
+    .unwrap();
+    let output = dir.frona(&["policy", "test", &cases.display().to_string()]);
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output));
+    assert!(text(&output).contains("never asked"), "{}", text(&output));
+}
+
+/// `frona policy explain --connect` decides as the egress proxy: the host and port, then
+/// each address the name resolves to (`localhost` is in /etc/hosts).
+#[test]
+fn policy_explain_connect_decides_as_the_egress_proxy() {
+    let dir = PolicyDir::new("explain-connect", NETWORK);
+    let explain = |args: &[&str]| -> Value {
+        let output = dir.frona(&[&["policy", "explain", "--json", "--connect"][..], args].concat());
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {}", text(&output));
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&output)))
+    };
+    let doc = explain(&["gist.github.com"]);
+    assert_eq!(doc["decision"]["effect"], "deny");
+    assert_eq!(doc["decision"]["rule"], "no-gists");
+    assert_eq!(doc["decision"]["reason"], "gists can publish code");
+    assert!(
+        doc["addresses"].is_null(),
+        "nothing resolved for a refused host: {doc}"
+    );
+
+    let doc = explain(&["http://api.github.com/repos", "--no-resolve"]);
+    assert_eq!(doc["decision"]["effect"], "permit");
+    assert_eq!(doc["decision"]["rule"], "github");
+    assert_eq!(doc["connect"]["port"], 80);
+    assert_eq!(doc["connect"]["plain_http"], true);
+    assert!(doc["addresses"].is_null(), "{doc}");
+
+    // A name does not vouch for a loopback address; the address pattern does.
+    let doc = explain(&["localhost:8443", "--allow-host", "localhost:8443"]);
+    assert_eq!(doc["host_decision"]["allowed"], true, "{doc}");
+    assert_eq!(doc["decision"]["effect"], "deny", "{doc}");
+    assert!(doc["decision"]["rule"].is_null());
+    assert_eq!(doc["allow_host_source"], "flag");
+    let addresses = doc["addresses"].as_array().unwrap();
+    let v4 = addresses
+        .iter()
+        .find(|a| a["address"] == "127.0.0.1")
+        .unwrap();
+    assert_eq!(
+        (v4["class"].clone(), v4["allowed"].clone()),
+        ("loopback".into(), false.into())
+    );
+    assert!(
+        v4["reason"]
+            .as_str()
+            .unwrap()
+            .contains("--allow-host 127.0.0.1:8443"),
+        "{v4}"
+    );
+    let doc = explain(&[
+        "localhost:8443",
+        "--allow-host",
+        "localhost:8443",
+        "--allow-host",
+        "127.0.0.1:8443",
+    ]);
+    assert_eq!(doc["decision"]["effect"], "permit", "{doc}");
+    assert_eq!(doc["decision"]["rule"], "--allow-host");
+
+    // `--proxy-resolve` answers as it does for `frona run`.
+    let doc = explain(&[
+        "build.github.com",
+        "--proxy-resolve",
+        "build.github.com=169.254.169.254",
+    ]);
+    assert_eq!(doc["decision"]["effect"], "deny", "{doc}");
+    assert_eq!(doc["addresses"][0]["class"], "metadata");
+
+    // The text form names the deciding rule, or says "not allowed".
+    let output = dir.frona(&["policy", "explain", "--connect", "example.com:8443"]);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(
+        text(&output).contains("Deny, not allowed: `example.com` is not allowed"),
+        "{}",
+        text(&output)
+    );
+    let output = dir.frona(&["policy", "explain", "--connect", "ftp://example.com"]);
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output));
+    assert!(text(&output).contains("hint:"), "{}", text(&output));
+}

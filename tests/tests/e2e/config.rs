@@ -388,6 +388,68 @@ fn config_show_names_sources_and_hides_secrets() {
     );
 }
 
+/// `run.allow_host` names where it came from, as other keys do; `frona policy explain
+/// --connect` decides with the same patterns as `frona run` unless `--allow-host` is given.
+#[test]
+fn allow_host_names_its_source() {
+    let layout = Layout::new("allow-host");
+    layout.user("run: {allow_host: [api.github.com]}\n");
+    let show = |flags: &[&str]| -> Value {
+        let output = layout
+            .frona(&[&["config", "show", "--json"][..], flags].concat())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        let doc: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let settings = doc["settings"].as_array().unwrap();
+        let found: Vec<&Value> = settings
+            .iter()
+            .filter(|s| s["key"] == "run.allow_host")
+            .collect();
+        assert_eq!(found.len(), 1, "{found:?}");
+        found[0].clone()
+    };
+    let setting = show(&[]);
+    assert_eq!(setting["source"], "user", "{setting}");
+    assert_eq!(setting["path"], layout.user_file().display().to_string());
+    assert_eq!(setting["value"], serde_json::json!(["api.github.com"]));
+    let setting = show(&["--allow-host", "*.npmjs.org"]);
+    assert_eq!(setting["source"], "flag", "{setting}");
+    assert_eq!(setting["flag"], "--allow-host");
+    assert_eq!(setting["value"], serde_json::json!(["*.npmjs.org"]));
+
+    let explain = |flags: &[&str]| -> Value {
+        let output = layout
+            .frona(
+                &[
+                    &[
+                        "policy",
+                        "explain",
+                        "--json",
+                        "--no-resolve",
+                        "--connect",
+                        "api.github.com",
+                    ][..],
+                    flags,
+                ]
+                .concat(),
+            )
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let doc = explain(&[]);
+    assert_eq!(doc["decision"]["effect"], "permit", "{doc}");
+    assert_eq!(doc["allow_host_source"], "user");
+    let doc = explain(&["--allow-host", "*.npmjs.org"]);
+    assert_eq!(
+        doc["decision"]["effect"], "deny",
+        "the flag replaces the list: {doc}"
+    );
+    assert_eq!(doc["allow_host_source"], "flag");
+}
+
 /// The shipped example parses, and every key in it is one frona knows.
 #[test]
 fn example_config_parses() {

@@ -71,11 +71,16 @@ impl Scratch {
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
+        self.records("egress")
+    }
+
+    /// The audit records of `kind`, in order.
+    fn records(&self, kind: &str) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.root.join("state/audit.jsonl"))
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
-            .filter(|r: &serde_json::Value| r["kind"] == "egress")
+            .filter(|r: &serde_json::Value| r["kind"] == kind)
             .collect()
     }
 }
@@ -140,6 +145,21 @@ print(urllib.request.urlopen("https://localhost:{port}/hello", context=context).
         assert_eq!(record["rule"], "--allow-host");
         assert_eq!(record["addresses"], serde_json::json!(["127.0.0.1"]));
         assert!(record.get("path").is_none());
+    }
+    // Each tunnel, once closed: the bytes each way (TLS records around the request and the
+    // answer, so more than the plain text), and who asked.
+    let closed = scratch.records("egress-close");
+    assert_eq!(closed.len(), 2, "{closed:#?}");
+    for (record, permit) in closed.iter().zip(&audit) {
+        assert_eq!(record["host"], "localhost");
+        assert_eq!(record["port"], port);
+        let up = record["bytes_up"].as_u64().unwrap();
+        let down = record["bytes_down"].as_u64().unwrap();
+        assert!((200..20_000).contains(&up), "{record}");
+        assert!((400..40_000).contains(&down), "{record}");
+        assert!(record["duration_ms"].as_u64().unwrap() < 30_000, "{record}");
+        assert_eq!(record["peer_pid"], permit["peer_pid"]);
+        assert!(record["seq"].as_u64() > permit["seq"].as_u64(), "{record}");
     }
 }
 

@@ -236,6 +236,59 @@ fn connect_tunnels_to_a_checked_address_and_is_audited() {
     assert!(record.get("path").is_none(), "no path for CONNECT");
 }
 
+/// A tunnel that closes leaves `kind: egress-close` with the bytes each way.
+#[test]
+fn a_closed_tunnel_is_audited_with_its_byte_counts() {
+    let port = echo_server();
+    let f = fixture(
+        "close",
+        "",
+        &[
+            format!("echo.test.example:{port}"),
+            format!("127.0.0.1:{port}"),
+        ],
+        &[("echo.test.example", &["127.0.0.1"])],
+        None,
+    );
+    let (head, mut tunnel) = f.send(&format!(
+        "CONNECT Echo.Test.Example:{port} HTTP/1.1\r\nHost: echo.test.example:{port}\r\n\r\n"
+    ));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let sent = b"twenty-three bytes out\n";
+    tunnel.get_mut().write_all(sent).unwrap();
+    let mut line = String::new();
+    tunnel.read_line(&mut line).unwrap();
+    assert_eq!(line.as_bytes(), sent);
+    tunnel
+        .get_mut()
+        .shutdown(std::net::Shutdown::Write)
+        .unwrap();
+    let mut rest = Vec::new();
+    tunnel.read_to_end(&mut rest).unwrap();
+    drop(tunnel);
+    // The record is written when the copy ends, after the client has seen the close.
+    let close = wait_for(|| f.audit().into_iter().find(|r| r["kind"] == "egress-close"));
+    assert_eq!(close["host"], "echo.test.example");
+    assert_eq!(close["port"], port);
+    assert_eq!(close["bytes_up"], sent.len());
+    assert_eq!(close["bytes_down"], sent.len());
+    assert!(close["duration_ms"].as_u64().is_some(), "{close}");
+    assert_eq!(close["peer_pid"], std::process::id());
+    assert!(close.get("error").is_none(), "{close}");
+}
+
+/// `found()` once it is `Some`, trying for up to 10 s.
+fn wait_for<T>(mut found: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(value) = found() {
+            return value;
+        }
+        assert!(std::time::Instant::now() < deadline, "not within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 const POLICY: &str = r#"
 network:
   - name: test-hosts

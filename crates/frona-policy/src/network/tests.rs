@@ -417,7 +417,10 @@ fn an_ipv4_network_written_in_ipv6_is_that_ipv4_network() {
 fn connect_targets_as_explain_and_test_cases_name_them() {
     let parse = |text: &str| Connect::parse(text).unwrap();
     let c = parse("API.github.com");
-    assert_eq!((c.target, c.port, c.path), (name("api.github.com"), 443, None));
+    assert_eq!(
+        (c.target, c.port, c.path),
+        (name("api.github.com"), 443, None)
+    );
     let c = parse("github.com:22");
     assert_eq!((c.port, c.path), (22, None));
     let c = parse("https://github.com/acme/app");
@@ -433,16 +436,37 @@ fn connect_targets_as_explain_and_test_cases_name_them() {
     let c = parse("[::1]:8443");
     assert_eq!((c.target.clone(), c.port), (Target::Ip(ip("::1")), 8443));
     assert_eq!(c.to_string(), "CONNECT [::1]:8443");
-    assert_eq!(parse("fd00:ec2::254").target, Target::Ip(ip("fd00:ec2::254")));
+    assert_eq!(
+        parse("fd00:ec2::254").target,
+        Target::Ip(ip("fd00:ec2::254"))
+    );
     assert_eq!(parse("[::1]").port, 443);
 
     let err = |text: &str| Connect::parse(text).unwrap_err();
-    assert_eq!(err("ftp://x.example"), ConnectError::Scheme("ftp://x.example".into()));
-    assert_eq!(err("http://u:p@x.example/"), ConnectError::UserInfo("http://u:p@x.example/".into()));
-    for port in ["x.example:0", "x.example:99999", "x.example:+1", "x.example:"] {
+    assert_eq!(
+        err("ftp://x.example"),
+        ConnectError::Scheme("ftp://x.example".into())
+    );
+    assert_eq!(
+        err("http://u:p@x.example/"),
+        ConnectError::UserInfo("http://u:p@x.example/".into())
+    );
+    for port in [
+        "x.example:0",
+        "x.example:99999",
+        "x.example:+1",
+        "x.example:",
+    ] {
         assert_eq!(err(port), ConnectError::Port(port.into()), "{port}");
     }
-    for host in ["", "exa mple.com", "x.example:443/path", "[::1", "[::1]x", "http://"] {
+    for host in [
+        "",
+        "exa mple.com",
+        "x.example:443/path",
+        "[::1",
+        "[::1]x",
+        "http://",
+    ] {
         assert_eq!(err(host), ConnectError::Host(host.into()), "{host:?}");
     }
 }

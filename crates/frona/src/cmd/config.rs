@@ -184,6 +184,12 @@ fn flags(
                 .map_or(Value::Null, |p| p.to_string_lossy().into_owned().into()),
         ),
         (
+            "allow_host",
+            "run.allow_host",
+            "--allow-host",
+            Value::from(args.allow_host.clone()),
+        ),
+        (
             "keep",
             "run.keep",
             "--keep",

@@ -3,9 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
+use std::net::IpAddr;
+
+use frona_broker::egress::Resolve as _;
+use frona_policy::network::{Connect, EgressDecision, EgressRequest, HostPattern, Target};
 use frona_policy::{PolicySet, Request};
 use frona_sandbox::EnvSnapshot;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::cli::PolicyCommand;
 use crate::failure::Failure;
@@ -110,6 +114,10 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
         PolicyCommand::Explain {
             tool,
             http,
+            connect,
+            allow_host,
+            proxy_resolve,
+            no_resolve,
             args,
             credentials,
             agent,
@@ -117,7 +125,6 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             policy,
             json,
         } => {
-            let set = load(&policy_dir(policy, env)?)?;
             let time = match at {
                 Some(text) => text.parse().map_err(|e| {
                     Failure::new(125, format!("`{text}` is not an RFC 3339 time: {e}"))
@@ -125,6 +132,24 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                 })?,
                 None => jiff::Timestamp::now(),
             };
+            if let Some(target) = connect {
+                let config = crate::config::load(env)?;
+                let dir = config.policy_dir(policy, env);
+                return explain_connect(
+                    &dir,
+                    &config,
+                    ConnectArgs {
+                        target,
+                        allow_host,
+                        proxy_resolve,
+                        no_resolve,
+                        agent,
+                        time,
+                        json,
+                    },
+                );
+            }
+            let set = load(&policy_dir(policy, env)?)?;
             let request = match (tool, http.as_deref()) {
                 (_, Some([method, url])) => {
                     let [credential] = <[String; 1]>::try_from(credentials).map_err(|_| {
@@ -173,4 +198,217 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             Ok(0)
         }
     }
+}
+
+/// `frona policy explain --connect`'s options.
+struct ConnectArgs {
+    target: String,
+    allow_host: Vec<String>,
+    proxy_resolve: Vec<(String, Vec<IpAddr>)>,
+    no_resolve: bool,
+    agent: String,
+    time: jiff::Timestamp,
+    json: bool,
+}
+
+/// The egress proxy's rules as `frona run --net proxy` builds them: the policies' `network:`
+/// entries (none without a policy directory), then `--allow-host`, else the config's
+/// `run.allow_host`. Returns the set, the patterns and where they came from.
+fn egress_rules(
+    dir: &Path,
+    config: &crate::config::Config,
+    flags: Vec<String>,
+) -> Result<(PolicySet, Vec<String>, Option<crate::config::Origin>), Failure> {
+    let mut set = if dir.is_dir() {
+        load(dir)?
+    } else {
+        PolicySet::default()
+    };
+    let (patterns, origin) = if flags.is_empty() {
+        let patterns: Vec<String> = config
+            .file
+            .run
+            .allow_host
+            .iter()
+            .flatten()
+            .map(|p| p.0.clone())
+            .collect();
+        let origin = config
+            .settings
+            .iter()
+            .rev()
+            .find(|s| s.key == "run.allow_host")
+            .map(|s| s.origin.clone());
+        (patterns, origin)
+    } else {
+        (flags, Some(crate::config::Origin::Flag("--allow-host")))
+    };
+    let parsed = patterns
+        .iter()
+        .map(|p| HostPattern::parse(p))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::new(125, format!("--allow-host: {e}")))?;
+    set.allow_hosts("--allow-host", parsed);
+    let origin = if patterns.is_empty() { None } else { origin };
+    Ok((set, patterns, origin))
+}
+
+/// Resolves `name` as the egress proxy does: `--proxy-resolve` first, else the system
+/// resolver, within the proxy's time limit; no address at all is a failure (the inner error).
+fn resolve(
+    name: &str,
+    port: u16,
+    overrides: Vec<(String, Vec<IpAddr>)>,
+) -> Result<Result<Vec<IpAddr>, String>, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::from_error(&e))?;
+    let resolver = frona_broker::egress::StaticOverrides::new(overrides);
+    let timeout = frona_broker::egress::RESOLVE_TIMEOUT;
+    Ok(runtime.block_on(async {
+        match tokio::time::timeout(timeout, resolver.resolve(name, port)).await {
+            Ok(Ok(found)) if !found.is_empty() => Ok(found),
+            Ok(Ok(_)) => Err("no address".to_owned()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no answer within {}s", timeout.as_secs())),
+        }
+    }))
+}
+
+/// `frona policy explain --connect`: the egress proxy's decision for one request, with the
+/// same functions: the host and port ([`PolicySet::egress`]), then every address the name
+/// resolves to (or the address named) ([`PolicySet::egress_address`]).
+fn explain_connect(
+    dir: &Path,
+    config: &crate::config::Config,
+    args: ConnectArgs,
+) -> Result<i32, Failure> {
+    let connect = Connect::parse(&args.target).map_err(|e| {
+        Failure::new(125, format!("--connect: {e}")).with_hint(
+            "e.g. --connect api.github.com, --connect github.com:22, --connect \
+             http://pypi.org/simple/",
+        )
+    })?;
+    let (set, patterns, origin) = egress_rules(dir, config, args.allow_host)?;
+    let request = EgressRequest {
+        target: connect.target.clone(),
+        port: connect.port,
+        agent: args.agent,
+        time: args.time,
+    };
+    let host = set.egress(&request);
+    // As the proxy: nothing is resolved for a refused host; an address named is checked as is.
+    let addresses: Option<Result<Vec<IpAddr>, String>> = match &connect.target {
+        _ if !host.allowed => None,
+        Target::Ip(ip) => Some(Ok(vec![*ip])),
+        Target::Name(_) if args.no_resolve => None,
+        Target::Name(name) => Some(resolve(name, connect.port, args.proxy_resolve)?),
+    };
+    let checked: Option<Vec<(IpAddr, Option<EgressDecision>)>> = match &addresses {
+        Some(Ok(ips)) => Some(
+            ips.iter()
+                .map(|ip| (*ip, set.egress_address(&request, *ip)))
+                .collect(),
+        ),
+        _ => None,
+    };
+    // The proxy's answer: the host's refusal, a failed lookup, or the first address refusal
+    // when no address passed.
+    let (effect, rule, reason) = match (&addresses, &checked) {
+        _ if !host.allowed => ("deny", host.rule.clone(), host.reason.clone()),
+        (Some(Err(e)), _) => (
+            "error",
+            host.rule.clone(),
+            format!("cannot resolve `{}`: {e}", connect.target),
+        ),
+        (_, Some(list)) if list.iter().all(|(_, refused)| refused.is_some()) => {
+            match list.iter().find_map(|(_, refused)| refused.clone()) {
+                Some(refused) => ("deny", refused.rule, refused.reason),
+                None => ("deny", None, "no address".to_owned()),
+            }
+        }
+        _ => ("permit", host.rule.clone(), host.reason.clone()),
+    };
+    let address_json = |(ip, refused): &(IpAddr, Option<EgressDecision>)| {
+        json!({
+            "address": ip.to_string(),
+            "class": frona_policy::network::classify(*ip),
+            "allowed": refused.is_none(),
+            "rule": refused.as_ref().and_then(|r| r.rule.clone()),
+            "reason": refused.as_ref().map(|r| r.reason.clone()),
+        })
+    };
+    if args.json {
+        let mut doc = json!({
+            "connect": {
+                "host": connect.target.to_string(),
+                "port": connect.port,
+                "plain_http": connect.path.is_some(),
+                "path": connect.path,
+            },
+            "agent": request.agent,
+            "time": request.time.to_string(),
+            "allow_host": patterns,
+            "allow_host_source": origin.as_ref().map(crate::config::Origin::source),
+            "host_decision": host,
+            "addresses": checked.as_ref().map(|list| list.iter().map(address_json).collect::<Vec<_>>()),
+            "decision": {"effect": effect, "rule": rule, "reason": reason},
+        });
+        if let Some(Err(e)) = &addresses {
+            doc["resolve_error"] = Value::String(e.clone());
+        }
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| Failure::from_error(&e))?
+        );
+        return Ok(0);
+    }
+    let with = match &origin {
+        Some(origin) => format!(", with --allow-host {} (from {origin})", patterns.join(" ")),
+        None => String::new(),
+    };
+    println!("{connect}, agent `{}`{with}", request.agent);
+    if host.allowed {
+        println!(
+            "  host    allowed by `{}`: {}",
+            host.rule.as_deref().unwrap_or_default(),
+            host.reason
+        );
+        match (&addresses, &checked) {
+            (Some(Err(e)), _) => println!("  cannot resolve `{}`: {e}", connect.target),
+            (_, Some(list)) => {
+                for (ip, refused) in list {
+                    let class = frona_policy::network::classify(*ip).describe();
+                    match refused {
+                        None => println!("  address {ip} ({class}): allowed"),
+                        Some(why) => println!(
+                            "  address {ip} ({class}): refused{}: {}",
+                            why.rule
+                                .as_ref()
+                                .map(|r| format!(" by `{r}`"))
+                                .unwrap_or_default(),
+                            why.reason
+                        ),
+                    }
+                }
+            }
+            _ => println!(
+                "  addresses not checked (--no-resolve): a loopback, private or metadata address \
+                 is still refused unless an address pattern allows it"
+            ),
+        }
+    }
+    let word = match effect {
+        "permit" => "Permit",
+        "deny" => "Deny",
+        _ => "Error",
+    };
+    match &rule {
+        Some(_) if effect == "error" => println!("{word}: {reason}"),
+        Some(r) => println!("{word} by `{r}`: {reason}"),
+        None if effect == "deny" => println!("{word}, not allowed: {reason}"),
+        None => println!("{word}: {reason}"),
+    }
+    Ok(0)
 }
