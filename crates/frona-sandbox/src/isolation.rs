@@ -18,10 +18,10 @@ mod linux;
 mod unsupported;
 
 #[cfg(target_os = "linux")]
-pub use linux::{IsolationError, RelayListener, apply_in_agent, apply_in_init, enter_namespaces};
+pub use linux::{EgressListener, IsolationError, apply_in_agent, apply_in_init, enter_namespaces};
 #[cfg(not(target_os = "linux"))]
 pub use unsupported::{
-    IsolationError, RelayListener, apply_in_agent, apply_in_init, enter_namespaces,
+    EgressListener, IsolationError, apply_in_agent, apply_in_init, enter_namespaces,
 };
 
 use std::path::{Path, PathBuf};
@@ -103,7 +103,8 @@ pub const PROXY_PORT: u16 = 3128;
 #[serde(deny_unknown_fields)]
 pub struct ProxyRelay {
     pub port: u16,
-    /// Filled in by `frona run` once the broker listens; [`plan`] cannot know it.
+    /// The broker's socket that takes the agent's listener ([`EgressListener`]). Filled in by
+    /// `frona run` once the broker listens; [`plan`] cannot know it.
     pub socket: PathBuf,
 }
 

@@ -377,22 +377,13 @@ fn supervise_agent(
     started: Option<OwnedFd>,
 ) -> Result<i32, SuperviseError> {
     isolation::apply_in_init(plan)?;
-    // `--net proxy`: the relay listens before the agent exists, so that its first connection
-    // finds it, and is served on threads once the agent is forked: this process forks no more
-    // (threads and the agent's pre-exec code do not mix). See `isolation::RelayListener`.
-    let egress_relay = plan
-        .proxy_relay
-        .as_ref()
-        .map(isolation::RelayListener::bind)
-        .transpose()?;
-    let agent = spawn_agent(&config.command, plan)?;
-    if let Some(listener) = egress_relay
-        && let Err(err) = listener.start()
-    {
-        let mut reaper = Reaper::new(agent);
-        kill_everything(set, &mut reaper);
-        return Err(err.into());
+    // `--net proxy`: the agent's listener exists, and is the broker's, before the agent does,
+    // so that its first connection finds it and the agent never holds it. See
+    // `isolation::EgressListener`.
+    if let Some(relay) = &plan.proxy_relay {
+        isolation::EgressListener::bind(relay)?.hand_over()?;
     }
+    let agent = spawn_agent(&config.command, plan)?;
     // `spawn` returns once the agent's `execve` succeeded. If frona is gone the write fails,
     // and the parent-death signal ends us anyway.
     if let Some(fd) = started {

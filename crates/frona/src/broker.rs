@@ -25,8 +25,10 @@ pub struct RunningBroker {
     pub socket: Option<PathBuf>,
     /// The HTTP credential proxy's socket, when the broker serves calls.
     pub proxy: Option<PathBuf>,
-    /// The egress proxy's socket, under `--net proxy`.
-    pub egress: Option<PathBuf>,
+    /// Where frona's init helper hands the agent's listening socket to the egress proxy, under
+    /// `--net proxy`. (The proxy also listens on `egress.sock` beside it, for processes of the
+    /// agent's tree that speak to it over a Unix socket.)
+    pub egress_handoff: Option<PathBuf>,
     /// How many `network:` entries and `--allow-host` lists the egress proxy decides with.
     pub egress_rules: usize,
     /// The token of the AWS container credentials endpoint, when it is served.
@@ -215,8 +217,13 @@ pub struct Serve<'a> {
 
 /// A Unix listener for the broker's async side.
 fn async_listener(path: &Path) -> Result<std::os::unix::net::UnixListener, Failure> {
-    let listener =
-        std::os::unix::net::UnixListener::bind(path).map_err(|e| Failure::from_error(&e))?;
+    let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+        Failure::from_error(&e).with_hint(format!(
+            "cannot listen at `{}`; a Unix socket path has at most 107 bytes: set \
+             XDG_RUNTIME_DIR to a shorter directory",
+            path.display()
+        ))
+    })?;
     listener
         .set_nonblocking(true)
         .map_err(|e| Failure::from_error(&e))?;
@@ -264,7 +271,7 @@ pub fn start(
         serve.calls || serve.aws_credential.is_some(),
     )?;
     let dir = socket_dir(env)?;
-    let (mut socket, mut proxy, mut egress) = (None, None, None);
+    let (mut socket, mut proxy, mut egress_handoff) = (None, None, None);
     let (mut placeholders, mut ca_bundle) = (Vec::new(), None);
     let mut listener = None;
     if serve.calls {
@@ -299,23 +306,31 @@ pub fn start(
         }
         let path = dir.join("egress.sock");
         let egress_listener = async_listener(&path)?;
-        egress = Some(path);
+        let path = dir.join("listen.sock");
+        let handoff_listener = async_listener(&path)?;
+        egress_handoff = Some(path);
         let for_egress = std::sync::Arc::clone(&broker);
         let resolve = serve.resolve.to_vec();
         let serving = broker.runtime().block_on(async move {
             let listener = tokio::net::UnixListener::from_std(egress_listener)?;
-            tokio::spawn(frona_broker::egress::serve(
-                for_egress,
-                listener,
-                std::sync::Arc::new(frona_broker::egress::StaticOverrides::new(resolve)),
+            let handoff = tokio::net::UnixListener::from_std(handoff_listener)?;
+            let resolver: std::sync::Arc<dyn frona_broker::egress::Resolve> =
+                std::sync::Arc::new(frona_broker::egress::StaticOverrides::new(resolve));
+            tokio::spawn(frona_broker::egress::serve_handed_over(
+                std::sync::Arc::clone(&for_egress),
+                handoff,
+                std::sync::Arc::clone(&resolver),
             ));
+            tokio::spawn(frona_broker::egress::serve(for_egress, listener, resolver));
             Ok::<_, std::io::Error>(())
         });
         serving.map_err(|e| Failure::from_error(&e))?;
     }
     // On the egress proxy's listener only (it answers origin-form requests for it).
-    let aws_token =
-        crate::aws_credentials::serve(&broker, serve.aws_credential.filter(|_| egress.is_some()))?;
+    let aws_token = crate::aws_credentials::serve(
+        &broker,
+        serve.aws_credential.filter(|_| egress_handoff.is_some()),
+    )?;
     let control_dir = control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -342,7 +357,7 @@ pub fn start(
         agent_root,
         socket,
         proxy,
-        egress,
+        egress_handoff,
         egress_rules,
         aws_token,
         placeholders,

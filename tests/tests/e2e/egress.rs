@@ -336,6 +336,40 @@ fn only_the_agent_tree_reaches_the_egress_socket() {
     );
 }
 
+/// The broker takes the agent's listening socket once, from frona's init helper only: the
+/// agent cannot hand it a listener of its own (which would make the proxy accept connections
+/// the agent chose), before or after.
+#[test]
+fn the_agent_cannot_hand_the_proxy_a_listener() {
+    let scratch = Scratch::new("handoff");
+    let script = r#"python3 -c '
+import glob, os, socket
+paths = glob.glob(os.environ["XDG_RUNTIME_DIR"] + "/frona/session-*/listen.sock")
+print("found", len(paths))
+own = socket.socket()
+own.bind(("127.0.0.1", 0))
+own.listen()
+for path in paths:
+    try:
+        u = socket.socket(socket.AF_UNIX)
+        u.connect(path)
+        socket.send_fds(u, [b"L"], [own.fileno()])
+        print("answer", u.recv(1))
+    except OSError as e:
+        print("refused", type(e).__name__)
+'
+curl -sS -m 20 -o /dev/null -w "proxy=%{http_code}\n" http://blocked.example.com/"#;
+    let output = scratch.run(&["--allow-host", "allowed.example.com"], script);
+    let out = text(&output);
+    assert!(out.contains("found 1"), "{out}");
+    assert!(
+        out.contains("refused ConnectionRefusedError") || out.contains("answer b''"),
+        "{out}"
+    );
+    assert!(!out.contains("answer b'1'"), "{out}");
+    assert!(out.contains("proxy=403"), "the proxy still answers: {out}");
+}
+
 #[test]
 fn patterns_that_open_too_much_are_refused() {
     let scratch = Scratch::new("patterns");

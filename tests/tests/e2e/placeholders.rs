@@ -212,7 +212,7 @@ http.request({{host: proxy.hostname, port: proxy.port, method: "CONNECT", path: 
     const s = tls.connect({{socket, servername: "{BOUND}"}}, () => {{
       s.write("GET /node HTTP/1.1\r\nHost: {BOUND}\r\nAuthorization: Bearer " + process.env.GH_TOKEN + "\r\nConnection: close\r\n\r\n");
     }});
-    let out = ""; s.on("data", d => out += d); s.on("end", () => console.log("node", out.split("\r\n\r\n")[1]));
+    let out = ""; s.on("data", d => out += d); s.on("end", () => console.log("node", out.split("\r\n")[0], out.includes("\"authorization\":\"[REDACTED]\"")));
     s.on("error", e => console.log("node error", e.message));
   }}).end();
 '
@@ -239,7 +239,13 @@ echo done
         out.contains("bundle=") && out.contains("ca-bundle.pem"),
         "{out}"
     );
-    for client in ["curl=0", "basic=0", "query=0", "urllib", "node"] {
+    for client in [
+        "curl=0",
+        "basic=0",
+        "query=0",
+        "urllib {",
+        "node HTTP/1.1 200 X true",
+    ] {
         assert!(out.contains(client), "{client}: {out}");
     }
     // The server got the value from every client; the agent got it back redacted.

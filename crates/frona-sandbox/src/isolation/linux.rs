@@ -4,22 +4,22 @@
 //!   the namespaces; its next child is PID 1 of the new pid namespace.
 //! - [`apply_in_init`]: that PID 1, root of the user namespace, prepares the mount namespace
 //!   (fresh `/proc`, masks over credential paths, persistence protection) and loopback.
-//! - [`RelayListener`]: under `--net proxy`, PID 1's relay from the agent's loopback to frona's
-//!   egress proxy, bound before the agent is forked and served on threads once it has.
+//! - [`EgressListener`]: under `--net proxy`, the agent's `127.0.0.1:PORT`, bound by PID 1
+//!   before the agent is forked and handed to frona's egress proxy, which accepts on it.
 //! - [`apply_in_agent`]: between `fork` and `exec` of the agent (in the single-threaded helper):
 //!   a nested user namespace that maps the caller back to their own uid, capabilities emptied,
 //!   no_new_privs, Landlock, and the seccomp filter last.
 
 mod agent;
+mod egress_listener;
 mod mounts;
 mod namespaces;
 mod protect;
-mod relay;
 
 pub use agent::apply_in_agent;
+pub use egress_listener::EgressListener;
 pub use mounts::apply_in_init;
 pub use namespaces::enter_namespaces;
-pub use relay::RelayListener;
 
 use std::io;
 use std::path::PathBuf;

@@ -39,16 +39,16 @@ pub fn apply_in_agent(_plan: &Plan, _seccomp_program: &SeccompProgram) -> io::Re
     Ok(())
 }
 
-/// The `--net proxy` relay needs a network namespace: never here.
+/// The `--net proxy` listener needs a network namespace: never here.
 #[derive(Debug)]
-pub struct RelayListener(());
+pub struct EgressListener(());
 
-impl RelayListener {
+impl EgressListener {
     pub fn bind(_relay: &ProxyRelay) -> Result<Self, IsolationError> {
         Err(IsolationError::Unsupported)
     }
 
-    pub fn start(self) -> Result<(), IsolationError> {
+    pub fn hand_over(self) -> Result<(), IsolationError> {
         Err(IsolationError::Unsupported)
     }
 }

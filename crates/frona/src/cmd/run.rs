@@ -100,8 +100,8 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
             ));
             agent_env.push((crate::env_vars::FRONA_PROXY.into(), proxy.clone().into()));
         }
-        if let (Some(relay), Some(egress)) = (plan.proxy_relay.as_mut(), &broker.egress) {
-            relay.socket.clone_from(egress);
+        if let (Some(relay), Some(handoff)) = (plan.proxy_relay.as_mut(), &broker.egress_handoff) {
+            relay.socket.clone_from(handoff);
             let vars = crate::env_vars::egress_proxy_env(relay.port);
             agent_env.retain(|(name, _)| !vars.iter().any(|(set, _)| name == set));
             agent_env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));

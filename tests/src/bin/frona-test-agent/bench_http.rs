@@ -61,10 +61,10 @@ pub fn server(ca_path: &str) {
                     {
                         length = v.trim().parse().unwrap_or(0);
                     }
-                    if let Some((k, v)) = line.split_once(':')
+                    if let (Some(expect), Some((k, v))) = (&expect, line.split_once(':'))
                         && k.eq_ignore_ascii_case("authorization")
                     {
-                        authorized = expect.as_deref() == Some(v.trim());
+                        authorized = v.trim() == expect;
                     }
                 }
                 let mut body = vec![0; length];
