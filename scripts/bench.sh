@@ -183,6 +183,17 @@ fi
 # HTTP credential proxy: GETs through frona's proxy (policy, injection, redaction, a durable
 # decision record before the request leaves and an outcome record after) vs the same client
 # straight to the same local HTTPS server, with the audit log on disk and on tmpfs.
+# One row of the HTTP tables: where the audit log is, and the JSON lines of the client through
+# frona and straight to the server.
+http_row() {
+  python3 - "$@" <<'PY'
+import json, sys
+where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {where} | {p['clients']} | {p['requests']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
+      f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
+PY
+}
+
 if want http; then
 echo
 echo "| HTTP, audit log on | clients | requests | p50 | p99 | req/s | peer: direct p50 / req/s | added p50 |"
@@ -207,12 +218,7 @@ for state in "$work/http-state" "/dev/shm/frona-bench-http-$$"; do
     requests=$((clients == 1 ? 6400 : 12800))
     proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "$frona" run --quiet --isolation off -- "$agent" bench-http proxy "$requests" "$clients" "$port")"
     direct="$(BENCH_CA="$work/ca.pem" "$agent" bench-http direct "$requests" "$clients" "$port")"
-    python3 - "$where" "$proxied" "$direct" <<'PY'
-import json, sys
-where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"| {where} | {p['clients']} | {p['requests']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
-      f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
-PY
+    http_row "$where" "$proxied" "$direct"
   done
 done
 rm -rf "/dev/shm/frona-bench-http-$$"
@@ -250,12 +256,7 @@ for state in "$work/bound-state" "/dev/shm/frona-bench-bound-$$"; do
       --allow-host "localhost:$port" --allow-host "127.0.0.1:$port" \
       -- "$agent" bench-http placeholder "$requests" "$clients" "$port")"
     direct="$(BENCH_CA="$work/ca.pem" BENCH_AUTH="Bearer $value" "$agent" bench-http direct "$requests" "$clients" "$port")"
-    python3 - "$where" "$proxied" "$direct" <<'PY'
-import json, sys
-where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"| {where} | {p['clients']} | {p['requests']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']:.0f} "
-      f"| {d['p50_us']} µs / {d['per_s']:.0f} | +{p['p50_us'] - d['p50_us']} µs ({p['p50_us']/max(d['p50_us'],1):.1f}x) |")
-PY
+    http_row "$where" "$proxied" "$direct"
   done
 done
 rm -rf "/dev/shm/frona-bench-bound-$$"

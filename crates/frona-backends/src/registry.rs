@@ -146,6 +146,25 @@ pub const PLACEHOLDER_HEADERS: &[&str] = &[
 ];
 
 impl Credential {
+    /// A global, static credential `name` for the secret at `path` in `backend`, with nothing
+    /// else set.
+    pub fn new(name: impl Into<String>, backend: BackendKind, path: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            backend,
+            path: path.into(),
+            field: None,
+            version: None,
+            env: None,
+            scope: Scope::Global,
+            kind: CredentialKind::Static,
+            route: None,
+            inject_hosts: Vec::new(),
+            inject_query: Vec::new(),
+            inject_headers: Vec::new(),
+        }
+    }
+
     /// Whether the placeholder is swapped in header `name` (lower case).
     pub fn swaps_in_header(&self, name: &str) -> bool {
         PLACEHOLDER_HEADERS.contains(&name)
@@ -588,6 +607,27 @@ impl Registry {
             .map(|(_, c)| c)
     }
 
+    /// The credentials bound to hosts that `agent` working in `cwd` sees: for each name, its
+    /// narrowest registration, if that one is bound. In name order.
+    pub fn bound<'a>(
+        listed: &'a [Credential],
+        agent: Option<&str>,
+        cwd: &Path,
+    ) -> Vec<&'a Credential> {
+        let mut names: Vec<&str> = listed
+            .iter()
+            .filter(|c| !c.inject_hosts.is_empty())
+            .map(|c| c.name.as_str())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+            .into_iter()
+            .filter_map(|name| Self::narrowest(listed, name, agent, cwd))
+            .filter(|c| !c.inject_hosts.is_empty())
+            .collect()
+    }
+
     /// Adds `credential`, replacing one with the same name and scope. Returns whether it
     /// replaced one.
     pub fn register(&self, credential: Credential) -> Result<bool, RegistryError> {
@@ -647,18 +687,10 @@ mod tests {
 
     fn cred(name: &str, scope: Scope, path: &str) -> Credential {
         Credential {
-            name: name.into(),
-            backend: BackendKind::Vault,
-            path: path.into(),
             field: Some("value".into()),
-            version: None,
             env: Some("STRIPE_API_KEY".into()),
             scope,
-            kind: CredentialKind::Static,
-            route: None,
-            inject_hosts: Vec::new(),
-            inject_query: Vec::new(),
-            inject_headers: Vec::new(),
+            ..Credential::new(name, BackendKind::Vault, path)
         }
     }
 

@@ -475,12 +475,8 @@ pub async fn serve(
 ) {
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            tracing::warn!("egress proxy: {MAX_CONNECTIONS} connections open; closing a new one");
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        let Some((stream, permit)) = admitted(accepted, &open).await else {
             continue;
         };
         let peer = crate::peer::peer_of(&stream).ok();
@@ -490,6 +486,26 @@ pub async fn serve(
             let member = tokio::task::block_in_place(|| broker.in_agent_tree(peer));
             serve_connection(broker, stream, peer, member, resolver, permit).await;
         });
+    }
+}
+
+/// An accepted connection with its place among the [`MAX_CONNECTIONS`], or `None`: after an
+/// accept error (out of descriptors, say: waited out rather than spun on), or when every place
+/// is taken (the connection is closed unanswered).
+async fn admitted<S>(
+    accepted: io::Result<S>,
+    open: &Arc<tokio::sync::Semaphore>,
+) -> Option<(S, tokio::sync::OwnedSemaphorePermit)> {
+    let Ok(stream) = accepted else {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        return None;
+    };
+    match Arc::clone(open).try_acquire_owned() {
+        Ok(permit) => Some((stream, permit)),
+        Err(_) => {
+            tracing::warn!("egress proxy: {MAX_CONNECTIONS} connections open; closing a new one");
+            None
+        }
     }
 }
 
@@ -563,12 +579,8 @@ pub async fn serve_handed_over(
     };
     let open = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            continue;
-        };
-        let Ok(permit) = Arc::clone(&open).try_acquire_owned() else {
-            tracing::warn!("egress proxy: {MAX_CONNECTIONS} connections open; closing a new one");
+        let accepted = listener.accept().await.map(|(stream, _)| stream);
+        let Some((stream, permit)) = admitted(accepted, &open).await else {
             continue;
         };
         let _ = stream.set_nodelay(true);

@@ -427,24 +427,13 @@ impl Broker {
                 return Ok(Vec::new());
             }
         };
-        let mut names: Vec<&str> = listed
-            .iter()
-            .filter(|c| !c.inject_hosts.is_empty())
-            .map(|c| c.name.as_str())
-            .collect();
-        names.sort_unstable();
-        names.dedup();
         let mut bindings = Vec::new();
-        for name in names {
-            let Some(credential) = frona_backends::registry::Registry::narrowest(
-                &listed,
-                name,
-                Some(&self.config.agent),
-                &self.config.proxy_cwd,
-            )
-            .filter(|c| !c.inject_hosts.is_empty()) else {
-                continue;
-            };
+        for credential in frona_backends::registry::Registry::bound(
+            &listed,
+            Some(&self.config.agent),
+            &self.config.proxy_cwd,
+        ) {
+            let name = &credential.name;
             // The value is read only to copy its shape; a backend that is down costs the
             // shape, not the session.
             let mut scratch = crate::server::Prepared {
@@ -848,18 +837,8 @@ mod tests {
 
     fn credential() -> Credential {
         Credential {
-            name: "gh".into(),
-            backend: frona_backends::BackendKind::Local,
-            path: "p".into(),
-            field: None,
-            version: None,
-            env: None,
-            scope: Default::default(),
-            kind: Default::default(),
-            route: None,
             inject_hosts: vec!["api.example.com".into()],
-            inject_query: Vec::new(),
-            inject_headers: Vec::new(),
+            ..Credential::new("gh", frona_backends::BackendKind::Local, "p")
         }
     }
 

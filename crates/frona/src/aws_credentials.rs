@@ -161,18 +161,13 @@ mod tests {
 
     fn cred(name: &str, scope: Scope, kind: CredentialKind) -> Credential {
         Credential {
-            name: name.into(),
-            backend: BackendKind::Aws,
-            path: "arn:aws:iam::123456789012:role/agent".into(),
-            field: None,
-            version: None,
-            env: None,
             scope,
             kind,
-            route: None,
-            inject_hosts: Vec::new(),
-            inject_query: Vec::new(),
-            inject_headers: Vec::new(),
+            ..Credential::new(
+                name,
+                BackendKind::Aws,
+                "arn:aws:iam::123456789012:role/agent",
+            )
         }
     }
 

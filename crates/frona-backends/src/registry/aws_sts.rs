@@ -64,22 +64,12 @@ pub(super) fn check(credential: &Credential) -> Result<(), RegistryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{CredentialKind, Scope};
+    use crate::registry::CredentialKind;
 
     fn sts(backend: BackendKind, path: &str) -> Credential {
         Credential {
-            name: "aws".into(),
-            backend,
-            path: path.into(),
-            field: None,
-            version: None,
-            env: None,
-            scope: Scope::Global,
             kind: CredentialKind::AwsSts,
-            route: None,
-            inject_hosts: Vec::new(),
-            inject_query: Vec::new(),
-            inject_headers: Vec::new(),
+            ..Credential::new("aws", backend, path)
         }
     }
 

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-use frona_backends::registry::{Registry, Scope};
+use frona_backends::registry::Registry;
 use frona_backends::{Backend, BackendError, IssueRequest, Issued, SecretRef};
 use frona_policy::PolicySet;
 
@@ -97,6 +97,14 @@ impl Drop for Fixture {
     }
 }
 
+/// The `aws-sts` credential `aws` for [`ROLE`].
+fn sts_credential() -> Credential {
+    Credential {
+        kind: CredentialKind::AwsSts,
+        ..Credential::new("aws", BackendKind::Aws, ROLE)
+    }
+}
+
 impl Fixture {
     /// A broker with `policy`, one `aws-sts` credential `aws`, and STS sessions of `ttl`.
     fn new(name: &str, policy: &str, ttl: Option<Duration>) -> Self {
@@ -104,22 +112,7 @@ impl Fixture {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let registry = Registry::new(dir.join("credentials.yaml"));
-        registry
-            .register(Credential {
-                name: "aws".into(),
-                backend: BackendKind::Aws,
-                path: ROLE.into(),
-                field: None,
-                version: None,
-                env: None,
-                scope: Scope::Global,
-                kind: CredentialKind::AwsSts,
-                route: None,
-                inject_hosts: Vec::new(),
-                inject_query: Vec::new(),
-                inject_headers: Vec::new(),
-            })
-            .unwrap();
+        registry.register(sts_credential()).unwrap();
         let issued = Arc::new(AtomicUsize::new(0));
         let mut backends: HashMap<BackendKind, Box<dyn Backend>> = HashMap::new();
         backends.insert(
@@ -227,20 +220,7 @@ fn key(rule: &str, ttl: u64) -> SessionKey {
             ttl: Some(Duration::from_secs(ttl)),
             ..IssueSpec::default()
         },
-        credential: Credential {
-            name: "aws".into(),
-            backend: BackendKind::Aws,
-            path: ROLE.into(),
-            field: None,
-            version: None,
-            env: None,
-            scope: Scope::Global,
-            kind: CredentialKind::AwsSts,
-            route: None,
-            inject_hosts: Vec::new(),
-            inject_query: Vec::new(),
-            inject_headers: Vec::new(),
-        },
+        credential: sts_credential(),
     }
 }
 

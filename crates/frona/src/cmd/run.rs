@@ -180,21 +180,11 @@ fn note_unserved_bindings(env: &EnvSnapshot, agent: &str) {
         return;
     };
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
-    let mut names: Vec<&str> = listed
-        .iter()
-        .filter(|c| !c.inject_hosts.is_empty())
-        .map(|c| c.name.as_str())
-        .collect();
-    names.sort_unstable();
-    names.dedup();
-    for name in names {
-        if Registry::narrowest(&listed, name, Some(agent), &cwd)
-            .is_some_and(|c| !c.inject_hosts.is_empty())
-        {
-            eprintln!(
-                "frona: credential `{name}` is bound to hosts; the agent gets its placeholder only under --net proxy"
-            );
-        }
+    for credential in Registry::bound(&listed, Some(agent), &cwd) {
+        eprintln!(
+            "frona: credential `{}` is bound to hosts; the agent gets its placeholder only under --net proxy",
+            credential.name
+        );
     }
 }
 
