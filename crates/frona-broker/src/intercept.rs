@@ -8,12 +8,13 @@
 //!   the bound hosts, so even a copy of it could vouch for nothing else. The agent trusts it
 //!   through a bundle of the system roots plus this CA ([`Tls::bundle_pem`], pointed to by
 //!   `SSL_CERT_FILE` and the like).
-//! - Each request in a terminated tunnel is searched for the session's placeholders in its
-//!   header values (also inside `Authorization: Basic`, as git sends a token) and in the query
-//!   parameters the credential names. A placeholder of a credential bound to this host is a
-//!   call: decided by the policy (tool `http`, method, host, decoded path), audited, durable,
-//!   then swapped. A placeholder of a credential not bound to this host is never swapped, and
-//!   the attempt is audited (`placeholder-unbound`). So is one sent over plain HTTP.
+//! - Each request in a terminated tunnel is searched for the session's placeholders. One in a
+//!   credential header ([`frona_backends::registry::PLACEHOLDER_HEADERS`] and the binding's
+//!   `inject_headers`; also inside `Authorization: Basic`, as git sends a token) or in a query
+//!   parameter the binding names, of a credential bound to this host, is a call: decided by the
+//!   policy (tool `http`, method, host, decoded path), audited, durable, then swapped. Any other
+//!   placeholder (another host's, or in another header, a body, another parameter) is never
+//!   swapped, and is audited (`placeholder-unbound`). So is one sent over plain HTTP.
 //! - The request goes to the address the egress proxy checked, over TLS verified against the
 //!   system roots (what frona trusts: `SSL_CERT_FILE`/`SSL_CERT_DIR` apply), with `Host` set
 //!   to the tunnel's host. Every response in a terminated tunnel is redacted of every value

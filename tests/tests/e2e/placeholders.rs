@@ -217,7 +217,7 @@ http.request({{host: proxy.hostname, port: proxy.port, method: "CONNECT", path: 
   }}).end();
 '
 echo "env=$(tr '\0' '\n' < /proc/self/environ | grep -c '{VALUE}')"
-echo "files=$(grep -rl '{VALUE}' "$HOME" "$XDG_RUNTIME_DIR" /tmp 2>/dev/null | head -3 | tr '\n' ' ')."
+echo "files=$(grep -rl '{VALUE}' "$HOME" "$XDG_RUNTIME_DIR" /tmp/frona-* /dev/shm 2>/dev/null | head -3 | tr '\n' ' ')."
 echo done
 "#
     );
