@@ -25,6 +25,43 @@ fn completions_for_each_shell() {
     }
 }
 
+/// `frona credential list | head -1`: when the reader goes away frona ends quietly with 141,
+/// as `cat` would, not with a panic and its backtrace.
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    use std::io::BufRead as _;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("frona-pipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    // More than a pipe holds (64 KiB), so that frona is still writing when the reader leaves.
+    let mut registry = String::from("credentials:\n");
+    for i in 0..3000 {
+        registry.push_str(&format!(
+            "- name: credential-{i}\n  backend: local\n  path: some/long/path/to/secret-{i}\n"
+        ));
+    }
+    std::fs::write(dir.join("config/credentials.yaml"), registry).unwrap();
+    let mut child = frona()
+        .args(["credential", "list"])
+        .env("FRONA_CONFIG_DIR", dir.join("config"))
+        .env("FRONA_DATA_DIR", dir.join("data"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("NAME\t"), "{first}");
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bash_completion_is_valid_bash() {
     let output = frona().args(["completions", "bash"]).output().unwrap();
