@@ -109,6 +109,36 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     #[command(flatten)]
+    pub settings: RunSettings,
+
+    /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET). With `--net proxy`
+    /// the egress proxy still runs.
+    #[arg(long)]
+    pub no_broker: bool,
+
+    /// With `--net proxy`: the egress proxy resolves HOST to ADDR (`HOST=ADDR[,ADDR…]`)
+    /// instead of asking DNS, like curl's `--resolve` (repeatable). The address is still
+    /// checked: a private one must be allowed too (`--allow-host ADDR`).
+    #[arg(long, value_name = "HOST=ADDR", value_parser = parse_proxy_resolve)]
+    pub proxy_resolve: Vec<(String, Vec<std::net::IpAddr>)>,
+
+    /// With `--net proxy`: serve this `aws-sts` credential (an AWS role) to the agent's AWS
+    /// SDKs at the container credentials endpoint (default: the one `aws-sts` credential that
+    /// applies, if there is exactly one). Each fetch is decided by the policy (tool
+    /// `aws-credentials`).
+    #[arg(long, value_name = "NAME")]
+    pub aws_credential: Option<String>,
+
+    /// The agent command and its arguments.
+    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// The settings of `frona run` that flags, `FRONA_*` variables and config files give; shared by
+/// `run` and `config show` (which says where each value came from).
+#[derive(Debug, Args)]
+pub struct RunSettings {
+    #[command(flatten)]
     pub env: EnvArgs,
 
     #[command(flatten)]
@@ -127,37 +157,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub policy: Option<PathBuf>,
 
-    /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET). With `--net proxy`
-    /// the egress proxy still runs.
-    #[arg(long)]
-    pub no_broker: bool,
-
     /// With `--net proxy`: a host the agent may reach, as `api.github.com`, `*.github.com`, an
     /// address or network (`10.1.2.3`, `10.0.0.0/8`), with an optional `:PORT` (default 443
     /// and 80) (repeatable; adds to the policies' `network:` entries, whose denials win).
     #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
     pub allow_host: Vec<String>,
 
-    /// With `--net proxy`: the egress proxy resolves HOST to ADDR (`HOST=ADDR[,ADDR…]`)
-    /// instead of asking DNS, like curl's `--resolve` (repeatable). The address is still
-    /// checked: a private one must be allowed too (`--allow-host ADDR`).
-    #[arg(long, value_name = "HOST=ADDR", value_parser = parse_proxy_resolve)]
-    pub proxy_resolve: Vec<(String, Vec<std::net::IpAddr>)>,
-
-    /// With `--net proxy`: serve this `aws-sts` credential (an AWS role) to the agent's AWS
-    /// SDKs at the container credentials endpoint (default: the one `aws-sts` credential that
-    /// applies, if there is exactly one). Each fetch is decided by the policy (tool
-    /// `aws-credentials`).
-    #[arg(long, value_name = "NAME")]
-    pub aws_credential: Option<String>,
-
     /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub stop_timeout: Duration,
-
-    /// The agent command and its arguments.
-    #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
 }
 
 /// How the agent's environment is built; shared by `run` and `env check`.
@@ -317,31 +325,9 @@ pub enum ConfigCommand {
 /// winning.
 #[derive(Debug, Args)]
 pub struct ConfigShowArgs {
+    /// The flags of `frona run` whose effective values are shown.
     #[command(flatten)]
-    pub env: EnvArgs,
-
-    #[command(flatten)]
-    pub isolation: IsolationArgs,
-
-    /// As `frona run --quiet`.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// As `frona run --agent`.
-    #[arg(long, default_value = "default", value_name = "NAME")]
-    pub agent: String,
-
-    /// As `frona run --policy`.
-    #[arg(long, value_name = "DIR")]
-    pub policy: Option<PathBuf>,
-
-    /// As `frona run --stop-timeout`.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub stop_timeout: Duration,
-
-    /// As `frona run --allow-host` (repeatable).
-    #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
-    pub allow_host: Vec<String>,
+    pub settings: RunSettings,
 
     /// Print JSON instead of a table.
     #[arg(long)]

@@ -167,7 +167,7 @@ mod tests {
             repo: None,
             kernel,
         };
-        let failure = args.isolation.plan(&facts).unwrap_err();
+        let failure = args.settings.isolation.plan(&facts).unwrap_err();
         assert!(failure.message.contains("AppArmor"), "{}", failure.message);
         let given = failure.hint.unwrap();
         assert!(given.starts_with(&hint), "{given}");

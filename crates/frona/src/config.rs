@@ -48,7 +48,7 @@ use serde_json::{Map, Value, json};
 
 pub use files::{Layer, PROJECT_FILE};
 
-use crate::cli::{EnvArgs, EnvModeArg, IsolationArg, IsolationArgs, NetArg, RunArgs};
+use crate::cli::{EnvArgs, EnvModeArg, IsolationArg, IsolationArgs, NetArg, RunArgs, RunSettings};
 use crate::config_file::{ConfigFile, RunSection, Timeout};
 use crate::env_vars::*;
 use crate::failure::Failure;
@@ -504,6 +504,15 @@ impl Config {
 
     /// Fills the flags of `frona run` that were not given.
     pub fn apply_run(&self, given: Given<'_>, args: &mut RunArgs) {
+        self.apply_settings(given, &mut args.settings);
+        if !given.has("aws_credential") && self.file.run.aws_credential.is_some() {
+            args.aws_credential
+                .clone_from(&self.file.run.aws_credential);
+        }
+    }
+
+    /// Fills the settings of `frona run` (shared with `config show`) that were not given.
+    pub fn apply_settings(&self, given: Given<'_>, args: &mut RunSettings) {
         self.apply_env(given, &mut args.env);
         self.apply_isolation(given, &mut args.isolation);
         let run = &self.file.run;
@@ -529,9 +538,6 @@ impl Config {
             && let Some(hosts) = &run.allow_host
         {
             args.allow_host = hosts.iter().map(|h| h.0.clone()).collect();
-        }
-        if !given.has("aws_credential") && run.aws_credential.is_some() {
-            args.aws_credential.clone_from(&run.aws_credential);
         }
     }
 

@@ -153,33 +153,44 @@ fn flags(
             "isolation",
             "run.isolation",
             "--isolation",
-            to_json(&args.isolation.isolation)?,
+            to_json(&args.settings.isolation.isolation)?,
         ),
-        ("net", "run.net", "--net", to_json(&args.isolation.net)?),
+        (
+            "net",
+            "run.net",
+            "--net",
+            to_json(&args.settings.isolation.net)?,
+        ),
         (
             "env_mode",
             "run.env_mode",
             "--env-mode",
-            to_json(&args.env.env_mode)?,
+            to_json(&args.settings.env.env_mode)?,
         ),
         (
             "stop_timeout",
             "run.stop_timeout",
             "--stop-timeout",
-            Value::String(crate::config_file::Timeout(args.stop_timeout).into()),
+            Value::String(crate::config_file::Timeout(args.settings.stop_timeout).into()),
         ),
-        ("quiet", "run.quiet", "--quiet", Value::Bool(args.quiet)),
+        (
+            "quiet",
+            "run.quiet",
+            "--quiet",
+            Value::Bool(args.settings.quiet),
+        ),
         (
             "agent",
             "run.agent",
             "--agent",
-            Value::from(args.agent.clone()),
+            Value::from(args.settings.agent.clone()),
         ),
         (
             "policy",
             "run.policy",
             "--policy",
-            args.policy
+            args.settings
+                .policy
                 .as_ref()
                 .map_or(Value::Null, |p| p.to_string_lossy().into_owned().into()),
         ),
@@ -187,14 +198,15 @@ fn flags(
             "allow_host",
             "run.allow_host",
             "--allow-host",
-            Value::from(args.allow_host.clone()),
+            Value::from(args.settings.allow_host.clone()),
         ),
         (
             "keep",
             "run.keep",
             "--keep",
             Value::from(
-                args.env
+                args.settings
+                    .env
                     .keep
                     .iter()
                     .map(|k| k.to_string_lossy().into_owned())
@@ -205,32 +217,37 @@ fn flags(
             "strip",
             "run.strip",
             "--strip",
-            Value::from(args.env.strip.clone()),
+            Value::from(args.settings.env.strip.clone()),
         ),
-        ("hide", "run.hide", "--hide", paths(&args.isolation.hide)),
+        (
+            "hide",
+            "run.hide",
+            "--hide",
+            paths(&args.settings.isolation.hide),
+        ),
         (
             "unhide",
             "run.unhide",
             "--unhide",
-            paths(&args.isolation.unhide),
+            paths(&args.settings.isolation.unhide),
         ),
         (
             "fs_write",
             "run.fs_write",
             "--fs-write",
-            paths(&args.isolation.fs_write),
+            paths(&args.settings.isolation.fs_write),
         ),
         (
             "protect",
             "run.protect",
             "--protect",
-            paths(&args.isolation.protect),
+            paths(&args.settings.isolation.protect),
         ),
         (
             "writable",
             "run.writable",
             "--writable",
-            paths(&args.isolation.writable),
+            paths(&args.settings.isolation.writable),
         ),
     ];
     for (id, key, flag, value) in candidates {

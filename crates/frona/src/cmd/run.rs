@@ -15,7 +15,7 @@ use crate::failure::Failure;
 use crate::systemd::notify::Notifier;
 
 pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
-    let options = args.env.scrub_options()?;
+    let options = args.settings.env.scrub_options()?;
     let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
@@ -28,7 +28,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     );
     // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them, and
     // so are the credentials systemd loaded for frona's unit.
-    let mut isolation = args.isolation;
+    let mut isolation = args.settings.isolation;
     isolation
         .hide
         .extend([crate::dirs::config_dir(&env), crate::dirs::data_dir(&env)]);
@@ -40,19 +40,19 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .extend(crate::systemd::credentials::directory(&env));
     isolation
         .protect
-        .extend(frona_protected(&env, args.policy.clone()));
+        .extend(frona_protected(&env, args.settings.policy.clone()));
     let mut plan = isolation.plan(&Facts::gather(&env))?;
     // The `aws-sts` credential the agent's AWS SDKs get, under `--net proxy` only.
     let aws_credential = crate::aws_credentials::choose(
         &env,
-        &args.agent,
+        &args.settings.agent,
         args.aws_credential.as_deref(),
         plan.proxy_relay.is_some(),
         args.no_broker,
-        args.quiet,
+        args.settings.quiet,
     )?;
-    if plan.proxy_relay.is_none() && !args.quiet {
-        note_unserved_bindings(&env, &args.agent);
+    if plan.proxy_relay.is_none() && !args.settings.quiet {
+        note_unserved_bindings(&env, &args.settings.agent);
     }
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
@@ -60,6 +60,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     // be denied, and the agent simply gets no broker socket. Under `--net proxy` it runs for
     // the egress proxy in any case.
     let policy_dir = args
+        .settings
         .policy
         .clone()
         .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
@@ -79,7 +80,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         tool_plan.proxy_relay = None;
         let broker = crate::broker::start(
             &env,
-            &args.agent,
+            &args.settings.agent,
             &policy_dir,
             agent_env.clone(),
             &tool_plan,
@@ -88,7 +89,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
                 egress: plan
                     .proxy_relay
                     .is_some()
-                    .then_some(args.allow_host.as_slice()),
+                    .then_some(args.settings.allow_host.as_slice()),
                 resolve: &args.proxy_resolve,
                 aws_credential: aws_credential.as_deref(),
             },
@@ -123,7 +124,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
                     agent_env.push(((*var).into(), bundle.clone().into()));
                 }
             }
-            if broker.egress_rules == 0 && !args.quiet {
+            if broker.egress_rules == 0 && !args.settings.quiet {
                 eprintln!(
                     "frona: --net proxy: no host is allowed; give --allow-host or a `network:` entry in a policy"
                 );
@@ -136,7 +137,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .first()
         .and_then(|program| Notifier::from_env(&env, program, broker.is_some()));
     drop(env);
-    if !args.quiet {
+    if !args.settings.quiet {
         if let Some(line) = report.summary_line() {
             eprintln!("{line}");
         }
@@ -149,7 +150,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     }
     let config = InitConfig {
         parent: std::process::id() as i32,
-        stop_timeout: args.stop_timeout,
+        stop_timeout: args.settings.stop_timeout,
         plan,
         command: args.command,
     };

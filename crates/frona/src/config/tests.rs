@@ -87,19 +87,19 @@ fn defaults_match_the_flags() {
     let run = &config.file.run;
     assert_eq!(
         serde_json::to_value(run.isolation).unwrap(),
-        serde_json::to_value(Some(args.isolation.isolation)).unwrap()
+        serde_json::to_value(Some(args.settings.isolation.isolation)).unwrap()
     );
     assert_eq!(
         serde_json::to_value(run.net).unwrap(),
-        serde_json::to_value(Some(args.isolation.net)).unwrap()
+        serde_json::to_value(Some(args.settings.isolation.net)).unwrap()
     );
     assert_eq!(
         serde_json::to_value(run.env_mode).unwrap(),
-        serde_json::to_value(Some(args.env.env_mode)).unwrap()
+        serde_json::to_value(Some(args.settings.env.env_mode)).unwrap()
     );
-    assert_eq!(run.stop_timeout, Some(Timeout(args.stop_timeout)));
-    assert_eq!(run.quiet, Some(args.quiet));
-    assert_eq!(run.agent.as_deref(), Some(args.agent.as_str()));
+    assert_eq!(run.stop_timeout, Some(Timeout(args.settings.stop_timeout)));
+    assert_eq!(run.quiet, Some(args.settings.quiet));
+    assert_eq!(run.agent.as_deref(), Some(args.settings.agent.as_str()));
     assert_eq!(origin_of(&config, "run.isolation"), &Origin::Default);
 }
 
@@ -269,10 +269,13 @@ fn flags_win() {
         panic!()
     };
     config.apply_run(Given(matches.subcommand_matches("run")), &mut args);
-    assert!(matches!(args.isolation.isolation, IsolationArg::Off));
-    assert_eq!(args.agent, "cfg");
-    assert_eq!(args.env.keep, [OsString::from("A")]);
-    assert_eq!(args.stop_timeout, Duration::from_secs(3));
+    assert!(matches!(
+        args.settings.isolation.isolation,
+        IsolationArg::Off
+    ));
+    assert_eq!(args.settings.agent, "cfg");
+    assert_eq!(args.settings.env.keep, [OsString::from("A")]);
+    assert_eq!(args.settings.stop_timeout, Duration::from_secs(3));
 }
 
 #[test]
@@ -339,11 +342,11 @@ fn protect_accumulates_and_a_project_may_add() {
     let crate::cli::Command::Run(mut args) = cli.command else {
         panic!()
     };
-    config.apply_isolation(Given(None), &mut args.isolation);
-    assert_eq!(args.isolation.protect.len(), 3);
+    config.apply_isolation(Given(None), &mut args.settings.isolation);
+    assert_eq!(args.settings.isolation.protect.len(), 3);
     // A relative path in the user file is taken from its directory.
     assert_eq!(
-        args.isolation.writable,
+        args.settings.isolation.writable,
         [tree.root.join("home/.config/frona/.vscode")]
     );
 }
