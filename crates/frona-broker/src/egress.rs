@@ -107,9 +107,25 @@ fn full(bytes: impl Into<Bytes>) -> EgressBody {
         .boxed()
 }
 
-/// The proxy's own answer: `status`, `x-frona-error: error_header`, and `message` as the body.
+/// The proxy's own answer: `status`, `x-frona-error: error_header`, and `message` as the body;
+/// the connection closes after it.
 fn answer(status: StatusCode, error_header: &str, message: &str) -> http::Response<EgressBody> {
-    let mut response = http::Response::new(full(format!("frona: {message}\n")));
+    let mut response = own_answer(status, error_header, message, full);
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// An answer the proxy makes itself (not an upstream's), in any body type: `status`,
+/// `x-frona: refused`, `x-frona-error: error_header`, and `frona: MESSAGE` as plain text.
+pub(crate) fn own_answer<B>(
+    status: StatusCode,
+    error_header: &str,
+    message: &str,
+    body: impl FnOnce(String) -> B,
+) -> http::Response<B> {
+    let mut response = http::Response::new(body(format!("frona: {message}\n")));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -121,7 +137,6 @@ fn answer(status: StatusCode, error_header: &str, message: &str) -> http::Respon
         ERROR_HEADER,
         HeaderValue::from_str(error_header).unwrap_or_else(|_| HeaderValue::from_static("refused")),
     );
-    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 

@@ -388,21 +388,9 @@ fn swap_query(
     )
 }
 
-/// The proxy's own answer inside a terminated tunnel: `status`, `x-frona-error`, a line.
+/// The proxy's own answer inside a terminated tunnel (which stays open).
 fn refused(status: StatusCode, error: &str, message: &str) -> http::Response<ProxyBody> {
-    let mut response = http::Response::new(ProxyBody::full(format!("frona: {message}\n")));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    headers.insert("x-frona", HeaderValue::from_static("refused"));
-    headers.insert(
-        crate::egress::ERROR_HEADER,
-        HeaderValue::from_str(error).unwrap_or_else(|_| HeaderValue::from_static("refused")),
-    );
-    response
+    crate::egress::own_answer(status, error, message, ProxyBody::full)
 }
 
 /// A terminated tunnel: where it goes, and its one upstream connection (opened on the first
