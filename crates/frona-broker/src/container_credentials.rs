@@ -2,8 +2,8 @@
 //! `--ecs-server`): the agent's AWS SDKs find `AWS_CONTAINER_CREDENTIALS_FULL_URI` =
 //! `http://127.0.0.1:PORT/frona/aws-credentials` and `AWS_CONTAINER_AUTHORIZATION_TOKEN` in
 //! their environment and fetch short-lived STS credentials of one `aws-sts` credential (a
-//! role) from there. The request reaches the egress proxy's socket through the relay, in origin
-//! form; the egress proxy hands it here ([`PATH`]).
+//! role) from there. The request reaches the egress proxy's listener in origin form; the egress
+//! proxy hands it here ([`PATH`]).
 //!
 //! - The caller must present the session's token (`Authorization: TOKEN`, compared in constant
 //!   time): `401` without one, `403` with another.

@@ -1,7 +1,8 @@
-//! The egress proxy of `frona run --net proxy`: an HTTP forward proxy on a Unix socket in the
-//! session's private directory, the agent's only way off its loopback-only network. A relay in
-//! the agent's network namespace (`frona_sandbox::isolation::relay`) carries every TCP
-//! connection to `127.0.0.1:PORT` there onto this socket.
+//! The egress proxy of `frona run --net proxy`: an HTTP forward proxy, the agent's only way off
+//! its loopback-only network. It accepts on `127.0.0.1:PORT` inside the agent's network
+//! namespace, a listening socket frona's init helper binds there and hands over
+//! ([`serve_handed_over`], `frona_sandbox::isolation::EgressListener`), and on a Unix socket in
+//! the session's private directory ([`serve`]).
 //!
 //! - `CONNECT host:port` (HTTPS and anything else tunnelled): the host and port are decided,
 //!   the name resolved, every address checked, and on success the proxy connects to a checked
@@ -21,9 +22,11 @@
 //! decision, rule, reason, the addresses connected to; a plain request's path without its
 //! query; never a body), and an allowed one is on disk before the connection is made.
 //!
-//! Only the agent's tree may connect (`SO_PEERCRED`, as for the other sockets): the relay runs
-//! in frona's init helper, the root of that tree; an agent process connecting to the socket
-//! directly gets the same decisions.
+//! Only the agent's tree may connect: on the Unix socket `SO_PEERCRED` says who, as for the
+//! other sockets; the handed-over socket can only be reached from inside the agent's network
+//! namespace. Bound credentials' hosts are not tunnelled but terminated ([`crate::intercept`]),
+//! and `GET /frona/aws-credentials` in origin form is the AWS container credentials endpoint
+//! ([`crate::container_credentials`]).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -569,7 +572,7 @@ async fn serve_connection<S>(
 /// taken, the first from the agent's tree (`SO_PEERCRED`), which is the init helper's: it
 /// hands over before it forks the agent. Only a listening TCP socket on a loopback address. Every connection accepted on it comes from inside the
 /// agent's namespace, whose loopback nothing else reaches: it is the agent's tree, and is
-/// recorded as the init helper (the root of that tree), as a relayed one was.
+/// recorded as the init helper (the root of that tree).
 pub async fn serve_handed_over(
     broker: Arc<Broker>,
     handoff: tokio::net::UnixListener,

@@ -71,8 +71,8 @@ pub enum NetMode {
     Host,
     /// A network namespace of its own with loopback only.
     None,
-    /// A network namespace of its own with loopback and, on [`PROXY_PORT`], a relay to frona's
-    /// egress proxy: the only way out, to the hosts the policy allows.
+    /// A network namespace of its own with loopback and, on [`PROXY_PORT`], frona's egress
+    /// proxy: the only way out, to the hosts the policy allows.
     Proxy,
 }
 

@@ -125,7 +125,7 @@ pub fn serve(
         .transpose()
 }
 
-/// Points the agent's AWS SDKs at the endpoint behind the relay on `port`, and takes away
+/// Points the agent's AWS SDKs at the endpoint on the egress proxy's `port`, and takes away
 /// whatever would make them look elsewhere first (keys, profiles, other container or web
 /// identity settings, other config files).
 pub fn agent_env(agent_env: &mut Vec<(OsString, OsString)>, port: u16, token: &Secret) {

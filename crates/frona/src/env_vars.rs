@@ -20,7 +20,7 @@
 //! - `FRONA_PROXY`: set for the agent by `frona run`; the HTTP credential proxy's Unix socket
 //!   (`curl --unix-socket "$FRONA_PROXY" http://frona/ROUTE/PATH`, or `frona call`).
 //! - Set for the agent by `frona run --net proxy` ([`EGRESS_PROXY_VARS`], [`NO_PROXY_VARS`],
-//!   `NODE_USE_ENV_PROXY`): the egress relay's URL `http://127.0.0.1:3128` in `HTTP_PROXY`,
+//!   `NODE_USE_ENV_PROXY`): the egress proxy's URL `http://127.0.0.1:3128` in `HTTP_PROXY`,
 //!   `HTTPS_PROXY`, `ALL_PROXY` and their lower-case forms (curl, Python `requests`/`urllib`/pip,
 //!   Go, Rust's reqwest, git, which reads the lower-case ones, and most other clients), in
 //!   `npm_config_proxy` and `npm_config_https_proxy` (npm), and in `PIP_PROXY` (pip's
@@ -111,7 +111,7 @@ pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";
 /// The HTTP credential proxy's socket, set in the agent's environment.
 pub const FRONA_PROXY: &str = "FRONA_PROXY";
-/// Set to the egress relay's URL for the agent under `--net proxy`.
+/// Set to the egress proxy's URL for the agent under `--net proxy`.
 pub const EGRESS_PROXY_VARS: &[&str] = &[
     "HTTP_PROXY",
     "HTTPS_PROXY",
@@ -168,7 +168,7 @@ pub const AWS_CONTAINER_REMOVED: &[&str] = &[
     "AWS_CONFIG_FILE",
 ];
 
-/// The variables `frona run --net proxy` sets for the agent, for a relay on `port`.
+/// The variables `frona run --net proxy` sets for the agent, for the proxy on `port`.
 pub fn egress_proxy_env(port: u16) -> Vec<(&'static str, String)> {
     let url = format!("http://127.0.0.1:{port}");
     let mut vars: Vec<(&'static str, String)> = EGRESS_PROXY_VARS

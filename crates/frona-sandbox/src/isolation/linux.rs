@@ -53,7 +53,7 @@ pub enum IsolationError {
     },
     #[error("cannot enter the working directory again after the mounts")]
     Cwd(#[source] io::Error),
-    #[error("cannot start the relay to frona's egress proxy ({step})")]
+    #[error("cannot give frona's egress proxy the agent's listener ({step})")]
     Relay {
         step: &'static str,
         #[source]

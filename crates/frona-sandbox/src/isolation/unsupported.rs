@@ -9,7 +9,7 @@ use crate::isolation::{Namespaces, Plan, ProxyRelay, SeccompProgram};
 pub enum IsolationError {
     #[error("isolation is only available on Linux")]
     Unsupported,
-    #[error("cannot start the relay to frona's egress proxy ({step})")]
+    #[error("cannot give frona's egress proxy the agent's listener ({step})")]
     Relay {
         step: &'static str,
         #[source]
