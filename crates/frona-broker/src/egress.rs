@@ -53,7 +53,7 @@ use crate::server::Broker;
 mod overrides;
 pub use overrides::{OverrideError, StaticOverrides, parse_override};
 // `CONNECT` tunnels copied byte for byte, and their `kind: egress-close` records.
-mod tunnel;
+pub(crate) mod tunnel;
 
 /// The header that says why the proxy refused.
 pub const ERROR_HEADER: &str = "x-frona-error";

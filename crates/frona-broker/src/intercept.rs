@@ -393,6 +393,32 @@ fn refused(status: StatusCode, error: &str, message: &str) -> http::Response<Pro
     crate::egress::own_answer(status, error, message, ProxyBody::full)
 }
 
+/// Writes a terminated tunnel's `egress-close` record when dropped.
+struct Close<'a> {
+    broker: &'a Broker,
+    host: String,
+    port: u16,
+    counts: Arc<crate::egress::tunnel::Counts>,
+    started: Instant,
+    peer: Option<Peer>,
+}
+
+impl Drop for Close<'_> {
+    fn drop(&mut self) {
+        // Read from the agent went up; written to it came down.
+        let bytes = (self.counts.read(), self.counts.written());
+        self.broker.audit_tunnel_close(
+            &self.host,
+            self.port,
+            bytes,
+            self.started,
+            None,
+            self.peer,
+            true,
+        );
+    }
+}
+
 /// A terminated tunnel: where it goes, and its one upstream connection (opened on the first
 /// request, again if the upstream closed it).
 struct Tunnel {
@@ -545,10 +571,20 @@ impl Broker {
                 return;
             }
         };
+        let started = Instant::now();
+        let _open = crate::egress::tunnel::Open::new(&self.tunnels);
+        let (agent_side, counts) = crate::egress::tunnel::Counted::new(TokioIo::new(upgraded));
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        let Ok(Ok(stream)) =
-            tokio::time::timeout(IDLE, acceptor.accept(TokioIo::new(upgraded))).await
-        else {
+        // Audited when the tunnel ends, however it ends: bytes counted on the agent's side.
+        let close = Close {
+            broker: &self,
+            host: host.clone(),
+            port,
+            counts,
+            started,
+            peer,
+        };
+        let Ok(Ok(stream)) = tokio::time::timeout(IDLE, acceptor.accept(agent_side)).await else {
             return;
         };
         let tunnel = Arc::new(Tunnel {
@@ -558,8 +594,9 @@ impl Broker {
             peer,
             upstream: tokio::sync::Mutex::new(None),
         });
+        let for_requests = Arc::clone(&self);
         let service = hyper::service::service_fn(move |request: http::Request<Incoming>| {
-            let broker = Arc::clone(&self);
+            let broker = Arc::clone(&for_requests);
             let tunnel = Arc::clone(&tunnel);
             async move { Ok::<_, std::convert::Infallible>(broker.intercepted(request, &tunnel).await) }
         });
@@ -569,6 +606,7 @@ impl Broker {
             .timer(hyper_util::rt::TokioTimer::new())
             .serve_connection(TokioIo::new(stream), service)
             .await;
+        drop(close);
     }
 
     /// One request in a terminated tunnel.

@@ -293,6 +293,18 @@ echo done
             .iter()
             .all(|r| r["decision"] == "permit" && r["rule"] == "github-api")
     );
+    // Each terminated tunnel's end is recorded too, with what it carried.
+    let closed: Vec<_> = audit
+        .iter()
+        .filter(|r| r["kind"] == "egress-close" && r["terminated"] == true)
+        .collect();
+    assert!(closed.len() >= 6, "{closed:#?}");
+    assert!(
+        closed.iter().all(|r| r["host"] == BOUND
+            && r["bytes_up"].as_u64() > Some(0)
+            && r["bytes_down"].as_u64() > Some(0)),
+        "{closed:#?}"
+    );
 }
 
 #[test]
