@@ -906,6 +906,54 @@ mod tests {
         );
     }
 
+    /// For any request: after the swap no credential header carries the placeholder, every
+    /// other header is as it was, and the value appears only where a placeholder was.
+    #[test]
+    fn swapping_changes_credential_headers_only() {
+        use proptest::prelude::*;
+        let names = [
+            "authorization",
+            "x-api-key",
+            "user-agent",
+            "x-other",
+            "cookie",
+        ];
+        let value = proptest::string::string_regex("[A-Za-z0-9]{8,40}").unwrap();
+        let text = || proptest::string::string_regex("[ -~]{0,40}").unwrap();
+        proptest!(ProptestConfig { cases: 256, ..ProptestConfig::default() }, |(
+            value in value,
+            parts in proptest::collection::vec((0..names.len(), text(), any::<bool>(), text()), 0..6),
+        )| {
+            let placeholder = "ph_Zq9Zq9Zq9Zq9Zq9Zq9Zq9Zq9";
+            prop_assume!(!value.contains("ph_"));
+            let credential = credential();
+            let mut headers = HeaderMap::new();
+            for (name, before, with, after) in &parts {
+                let text = format!("{before}{}{after}", if *with { placeholder } else { "" });
+                if let Ok(v) = HeaderValue::from_str(text.trim()) {
+                    headers.append(names[*name], v);
+                }
+            }
+            let original = headers.clone();
+            swap_headers(&mut headers, &credential, placeholder.as_bytes(), value.as_bytes())
+                .unwrap();
+            for name in names {
+                let now: Vec<_> = headers.get_all(name).iter().collect();
+                let was: Vec<_> = original.get_all(name).iter().collect();
+                prop_assert_eq!(now.len(), was.len());
+                for (now, was) in now.iter().zip(&was) {
+                    if credential.swaps_in_header(name) {
+                        prop_assert!(!contains(now.as_bytes(), placeholder.as_bytes()));
+                        let expected = replace(was.as_bytes(), placeholder.as_bytes(), value.as_bytes());
+                        prop_assert_eq!(now.as_bytes(), &expected[..]);
+                    } else {
+                        prop_assert_eq!(now, was);
+                    }
+                }
+            }
+        });
+    }
+
     #[test]
     fn swaps_only_the_named_query_parameters() {
         let names = vec!["key".to_owned()];
