@@ -294,7 +294,8 @@ pub fn start(
     if serve.egress.is_some() {
         placeholders = broker.bind_placeholders().map_err(|e| {
             Failure::from_error(&e).with_hint(
-                "credentials bound with --inject-host need TLS; unbind them or fix the CA store",
+                "credentials bound with --inject-host need the system's CA certificates: install \
+                 them (Debian: ca-certificates) or point SSL_CERT_FILE at a bundle",
             )
         })?;
         if let Some(intercept) = broker.intercept() {
