@@ -638,6 +638,19 @@ impl Broker {
                 ),
             );
         }
+        // An upgrade (WebSocket) would turn the tunnel into frames the redactor cannot rewrite
+        // without breaking them: refused plainly rather than dropped silently.
+        if parts.headers.contains_key(header::UPGRADE) {
+            return refused(
+                StatusCode::NOT_IMPLEMENTED,
+                "upgrade refused",
+                &format!(
+                    "{} is a host a credential is bound to: frona terminates its TLS and does not \
+                     carry protocol upgrades (WebSocket) there",
+                    tunnel.host
+                ),
+            );
+        }
         let path = parts.uri.path().to_owned();
         let mut query = parts.uri.query().map(str::to_owned);
         // Swapped: a placeholder where its binding says, to a host it is bound to. Anything

@@ -323,20 +323,25 @@ curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" https://{OTHER}:{port}/elsew
 curl -sS -m 20 -L --location-trusted -H "Authorization: Bearer $GH_TOKEN" https://{BOUND}:{port}/redirect-away; echo
 curl -sS -m 20 -H "Authorization: Bearer $GH_TOKEN" http://{OTHER}:{plain}/plain; echo
 curl -sS -m 20 -A "reflect-me $GH_TOKEN" https://{BOUND}:{port}/user-agent; echo
+curl -sS -m 20 -i -H "Connection: Upgrade" -H "Upgrade: websocket" -H "Authorization: Bearer $GH_TOKEN" https://{BOUND}:{port}/socket | tr -d '\r' | grep -Ei '^(HTTP|x-frona-error)'
 "#,
         plain = plain.port
     );
     let output = setup.run(&script);
     let out = text(&output);
     assert!(out.contains("HTTP/1.1 403"), "{out}");
+    assert!(out.contains("HTTP/1.1 501"), "{out}");
+    assert!(out.contains("x-frona-error: upgrade refused"), "{out}");
     assert!(
         out.contains("x-frona-error: denied by rule \"no-admin\""),
         "{out}"
     );
     let requests = server.requests();
     assert!(
-        requests.iter().all(|r| r.path() != "/admin/users"),
-        "a denied request never leaves"
+        requests
+            .iter()
+            .all(|r| r.path() != "/admin/users" && r.path() != "/socket"),
+        "a denied request and a refused upgrade never leave"
     );
     // The unbound host, the redirect's target and plain HTTP got the placeholder, not the value.
     for path in ["/elsewhere", "/landing"] {
