@@ -130,27 +130,14 @@ pub fn serve(
 /// identity settings, other config files).
 pub fn agent_env(agent_env: &mut Vec<(OsString, OsString)>, port: u16, token: &Secret) {
     use std::os::unix::ffi::OsStrExt as _;
-    agent_env.retain(|(name, _)| {
-        !AWS_CONTAINER_REMOVED
-            .iter()
-            .chain([
-                &AWS_CONTAINER_CREDENTIALS_FULL_URI,
-                &AWS_CONTAINER_AUTHORIZATION_TOKEN,
-            ])
-            .any(|var| name.as_os_str() == *var)
-    });
-    agent_env.push((
-        AWS_CONTAINER_CREDENTIALS_FULL_URI.into(),
-        format!(
-            "http://127.0.0.1:{port}{}",
-            frona_broker::container_credentials::PATH
-        )
-        .into(),
-    ));
-    agent_env.push((
-        AWS_CONTAINER_AUTHORIZATION_TOKEN.into(),
-        std::ffi::OsStr::from_bytes(token.expose()).to_owned(),
-    ));
+    agent_env.retain(|(name, _)| !AWS_CONTAINER_REMOVED.iter().any(|var| name == var));
+    let uri = format!(
+        "http://127.0.0.1:{port}{}",
+        frona_broker::container_credentials::PATH
+    );
+    crate::env_vars::set(agent_env, AWS_CONTAINER_CREDENTIALS_FULL_URI, uri);
+    let token = std::ffi::OsStr::from_bytes(token.expose());
+    crate::env_vars::set(agent_env, AWS_CONTAINER_AUTHORIZATION_TOKEN, token);
 }
 
 #[cfg(test)]

@@ -168,6 +168,17 @@ pub const AWS_CONTAINER_REMOVED: &[&str] = &[
     "AWS_CONFIG_FILE",
 ];
 
+/// Sets `name` in an environment being built for the agent, replacing what it had.
+pub fn set(
+    env: &mut Vec<(std::ffi::OsString, std::ffi::OsString)>,
+    name: impl Into<std::ffi::OsString>,
+    value: impl Into<std::ffi::OsString>,
+) {
+    let name = name.into();
+    env.retain(|(set, _)| *set != name);
+    env.push((name, value.into()));
+}
+
 /// The variables `frona run --net proxy` sets for the agent, for the proxy on `port`.
 pub fn egress_proxy_env(port: u16) -> Vec<(&'static str, String)> {
     let url = format!("http://127.0.0.1:{port}");

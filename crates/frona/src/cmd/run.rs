@@ -103,25 +103,21 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         }
         if let (Some(relay), Some(handoff)) = (plan.proxy_relay.as_mut(), &broker.egress_handoff) {
             relay.socket.clone_from(handoff);
-            let vars = crate::env_vars::egress_proxy_env(relay.port);
-            agent_env.retain(|(name, _)| !vars.iter().any(|(set, _)| name == set));
-            agent_env.extend(vars.into_iter().map(|(k, v)| (k.into(), v.into())));
+            for (name, value) in crate::env_vars::egress_proxy_env(relay.port) {
+                crate::env_vars::set(&mut agent_env, name, value);
+            }
             if let Some(token) = &broker.aws_token {
                 crate::aws_credentials::agent_env(&mut agent_env, relay.port, token);
             }
             // Bound credentials: the agent holds placeholders, and trusts the session CA that
             // the egress proxy terminates their hosts' TLS with.
             for (var, placeholder) in &broker.placeholders {
-                agent_env.retain(|(name, _)| name.as_os_str() != var.as_str());
-                agent_env.push((
-                    var.into(),
-                    std::ffi::OsStr::from_bytes(placeholder.expose()).to_owned(),
-                ));
+                let value = std::ffi::OsStr::from_bytes(placeholder.expose());
+                crate::env_vars::set(&mut agent_env, var, value);
             }
             if let Some(bundle) = &broker.ca_bundle {
                 for var in crate::env_vars::CA_BUNDLE_VARS {
-                    agent_env.retain(|(name, _)| name.as_os_str() != *var);
-                    agent_env.push(((*var).into(), bundle.clone().into()));
+                    crate::env_vars::set(&mut agent_env, var, bundle);
                 }
             }
             if broker.egress_rules == 0 && !args.settings.quiet {
