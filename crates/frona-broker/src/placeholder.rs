@@ -1,7 +1,7 @@
 //! Per-session placeholders for credentials bound to hosts: what the agent gets instead of the
-//! value, shaped like it (same prefix, same length, same kind of characters) so that SDKs and
-//! CLIs that check a token's format accept it, and random, so that it is worth nothing outside
-//! this session and cannot be guessed by another one.
+//! value, shaped like it (same type prefix, same length class, same kind of characters) so that
+//! SDKs and CLIs that check a token's format accept it, and random, so that it is worth nothing
+//! outside this session and cannot be guessed by another one.
 
 use frona_backends::Secret;
 
@@ -75,7 +75,14 @@ pub fn placeholder(real: Option<&[u8]>) -> Result<Secret, getrandom::Error> {
         }
         None => (&b"frona_"[..], 46, alphabet(b"Aa")),
     };
+    // A typed token's length says nothing its type does not; an untyped value's exact length
+    // would, so it is rounded up to a length class (a multiple of 8).
     let random = length.saturating_sub(prefix.len()).max(MIN_RANDOM);
+    let random = if prefix.is_empty() {
+        random.div_ceil(8) * 8
+    } else {
+        random
+    };
     // Rejection sampling keeps every character equally likely.
     let limit = 256 - 256 % alphabet.len();
     let wanted = prefix.len() + random;
@@ -174,6 +181,11 @@ mod tests {
             "a run too long"
         );
         assert_eq!(type_prefix(b"1234-5678"), b"", "no letter");
-        assert_eq!(shape("abcdefghijklmnopqrstuvwxyz").len(), 26);
+        assert_eq!(
+            shape("abcdefghijklmnopqrstuvwxyz").len(),
+            32,
+            "a length class"
+        );
+        assert_eq!(shape("0123456789abcdef0123456789abcdef").len(), 32);
     }
 }
