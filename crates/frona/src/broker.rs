@@ -99,7 +99,27 @@ fn socket_dir(env: &EnvSnapshot) -> Result<PathBuf, Failure> {
             .with_hint("remove it (someone else may have created it), or set XDG_RUNTIME_DIR"));
         }
     }
+    // What is in it was left by a frona of the same pid that was killed before it could clean
+    // up (pids are reused): its sockets would make binding ours fail.
+    clear(&dir).map_err(|e| {
+        Failure::from_error(&e).with_hint(format!(
+            "`{}` holds what a dead frona left; remove it",
+            dir.display()
+        ))
+    })?;
     Ok(dir)
+}
+
+/// Empties `dir` (without following symlinks in it).
+fn clear(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path)?,
+            _ => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(())
 }
 
 fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
@@ -367,4 +387,29 @@ pub fn start(
         control,
         broker,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A session directory a killed frona of the same pid left behind is emptied, so that
+    /// binding the sockets again works.
+    #[test]
+    fn a_dead_sessions_leftovers_are_cleared() {
+        let dir = std::env::temp_dir().join(format!("frona-stale-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        let socket = dir.join("broker.sock");
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
+        std::fs::write(dir.join("ca-bundle.pem"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", dir.join("link")).unwrap();
+        assert!(std::os::unix::net::UnixListener::bind(&socket).is_err());
+        super::clear(&dir).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        assert!(
+            std::path::Path::new("/etc").is_dir(),
+            "a symlink is removed, not followed"
+        );
+        assert!(std::os::unix::net::UnixListener::bind(&socket).is_ok());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
