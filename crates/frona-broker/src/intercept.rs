@@ -115,17 +115,23 @@ impl Intercept {
     /// The bindings whose placeholder `headers` or `query` carry anywhere, each with whether
     /// it is where it would be swapped (a header, or a query parameter the binding names).
     fn found(&self, headers: &HeaderMap, query: Option<&str>) -> Vec<(usize, bool)> {
+        // Each header's `Basic` credentials decoded once, not once per binding.
+        let values: Vec<(&str, &[u8], Option<Secret>)> = headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes(), basic_credentials(value)))
+            .collect();
         let mut found = Vec::new();
         for (index, binding) in self.bindings.iter().enumerate() {
             let placeholder = binding.placeholder.expose();
-            let carries = |value: &HeaderValue| {
-                contains(value.as_bytes(), placeholder)
-                    || basic_credentials(value)
+            let carries = |raw: &[u8], basic: &Option<Secret>| {
+                contains(raw, placeholder)
+                    || basic
+                        .as_ref()
                         .is_some_and(|pair| contains(pair.expose(), placeholder))
             };
-            let in_headers = headers.values().any(carries);
-            let in_named_header = headers.iter().any(|(name, value)| {
-                binding.credential.swaps_in_header(name.as_str()) && carries(value)
+            let in_headers = values.iter().any(|(_, raw, basic)| carries(raw, basic));
+            let in_named_header = values.iter().any(|(name, raw, basic)| {
+                binding.credential.swaps_in_header(name) && carries(raw, basic)
             });
             let params = || query.into_iter().flat_map(|q| q.split('&'));
             let in_named = params().any(|part| {
@@ -541,15 +547,17 @@ impl Broker {
         let mut swapped: Vec<Secret> = Vec::new();
         let mut revocations = Vec::new();
         let mut records = Vec::new();
+        // The path the policy sees, checked once, before any value is prepared.
+        let decoded = if bound.is_empty() {
+            String::new()
+        } else {
+            match crate::proxy::checked_path(&path) {
+                Ok(decoded) => decoded,
+                Err(e) => return refused(StatusCode::BAD_REQUEST, "bad path", &e),
+            }
+        };
         for index in bound {
             let binding = &intercept.bindings[index];
-            let decoded = match crate::proxy::checked_path(&path) {
-                Ok(decoded) => decoded,
-                Err(e) => {
-                    self.revoke_later(revocations);
-                    return refused(StatusCode::BAD_REQUEST, "bad path", &e);
-                }
-            };
             let mut record = Map::new();
             record.insert("kind".into(), "http".into());
             record.insert("via".into(), "placeholder".into());
@@ -564,7 +572,7 @@ impl Broker {
             let policy_request = crate::proxy::http_request(
                 parts.method.as_str(),
                 &tunnel.host,
-                decoded,
+                decoded.clone(),
                 binding.credential.name.clone(),
                 self.config.agent.clone(),
             );
