@@ -1,812 +1,120 @@
 //! The audit log: one JSON object per line, each carrying the SHA-256 of the line before it
 //! (`prev`) and of itself (`hash`), so that editing, removing or reordering any record is
-//! detected by [`verify`]. A record is on disk (`fdatasync`) before [`AuditLog::append`]
-//! returns; concurrent appends are written and synced together (group commit). A failed write is an error the caller must treat as a deny: no audit, no call.
+//! detected by [`verify`]. A record is on disk (`fdatasync`) before [`Audit::record`] returns;
+//! concurrent appends are written and synced together (group commit). A failed write is an
+//! error the caller must treat as a deny: no audit, no call.
+//!
+//! - [`AuditEvent`] (`event.rs`): what is recorded, one type per `kind`.
+//! - [`Audit`]: the handle every part of the broker writes through; it stamps each event with
+//!   the time, the agent and the session.
+//! - [`AuditLog`] (`log.rs`): the file, its hash chain and group commit.
 
-use std::fs::{File, OpenOptions};
-use std::io::{BufRead as _, BufReader, Write as _};
-use std::os::unix::fs::OpenOptionsExt as _;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex};
+mod event;
+mod log;
+
+use std::path::Path;
 use std::time::Duration;
 
-use frona_backends::hex;
+use serde::Serialize;
 use serde_json::{Map, Value};
-use sha2::{Digest as _, Sha256};
 
-/// The `prev` of the first record.
-pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub use event::*;
+pub use log::{AuditError, AuditLog, ChainHead, GENESIS, read, verify};
 
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    #[error("cannot write the audit log `{}`", path.display())]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot read the audit log `{}`", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the audit log `{}` is damaged at line {line}: {detail}", path.display())]
-    Broken {
-        path: PathBuf,
-        line: usize,
-        detail: String,
-    },
-}
-
-/// Serialises `record` with `seq` and `prev`, and seals it: returns the line and its hash.
-/// A record serialised by the thread that made it, in three runs of `"key":value` pairs with
-/// the places of `prev` and `seq` between them: keys in the order [`verify`] re-serialises them
-/// (sorted), so the writer only splices in the chain fields and hashes. The work per record is
-/// spread over the callers, and the writer frees one string instead of a JSON tree made on
-/// another thread.
+/// The audit log of one broker session: typed events in, stamped records out.
 #[derive(Debug)]
-struct Unsealed {
-    before_prev: String,
-    before_seq: String,
-    after_seq: String,
+pub struct Audit {
+    log: AuditLog,
+    agent: String,
+    session: String,
 }
 
-impl Unsealed {
-    fn new(mut record: Map<String, Value>) -> Self {
-        for key in ["seq", "prev", "hash"] {
-            record.remove(key);
-        }
-        let mut parts = [String::new(), String::new(), String::new()];
-        for (key, value) in &record {
-            let part =
-                &mut parts[usize::from(key.as_str() > "prev") + usize::from(key.as_str() > "seq")];
-            if !part.is_empty() {
-                part.push(',');
-            }
-            part.push_str(&Value::String(key.clone()).to_string());
-            part.push(':');
-            part.push_str(&value.to_string());
-        }
-        let [before_prev, before_seq, after_seq] = parts;
+/// An event with the fields every record carries.
+#[derive(Serialize)]
+struct Stamped<'a> {
+    time: String,
+    agent: &'a str,
+    session: &'a str,
+    #[serde(flatten)]
+    event: &'a AuditEvent,
+}
+
+impl Audit {
+    pub fn new(log: AuditLog, agent: impl Into<String>, session: impl Into<String>) -> Self {
         Self {
-            before_prev,
-            before_seq,
-            after_seq,
-        }
-    }
-
-    /// The record's line with `seq` and `prev` in place and its hash last, and that hash.
-    fn seal(&self, seq: u64, prev: &str) -> (String, String) {
-        let mut line = String::with_capacity(
-            self.before_prev.len() + self.before_seq.len() + self.after_seq.len() + 180,
-        );
-        line.push('{');
-        let mut push = |piece: &str| {
-            if !piece.is_empty() {
-                if line.len() > 1 {
-                    line.push(',');
-                }
-                line.push_str(piece);
-            }
-        };
-        push(&self.before_prev);
-        push(&format!("\"prev\":\"{prev}\""));
-        push(&self.before_seq);
-        push(&format!("\"seq\":{seq}"));
-        push(&self.after_seq);
-        line.push('}');
-        let hash = hex(&Sha256::digest(line.as_bytes()));
-        // The hash goes last; `verify` re-serialises without it, so its place does not matter.
-        line.pop();
-        line.push_str(",\"hash\":\"");
-        line.push_str(&hash);
-        line.push_str("\"}");
-        (line, hash)
-    }
-}
-
-/// Checks one line against the chain; returns its hash.
-fn check_line(
-    path: &Path,
-    number: usize,
-    line: &str,
-    expected_seq: u64,
-    prev: &str,
-) -> Result<String, AuditError> {
-    let broken = |detail: String| AuditError::Broken {
-        path: path.to_path_buf(),
-        line: number,
-        detail,
-    };
-    let mut record: Map<String, Value> = match serde_json::from_str(line) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(broken("not a JSON object (a torn or edited line)".into())),
-    };
-    let hash = record
-        .remove("hash")
-        .and_then(|h| h.as_str().map(str::to_owned))
-        .ok_or_else(|| broken("no hash".into()))?;
-    if record.get("seq").and_then(Value::as_u64) != Some(expected_seq) {
-        return Err(broken(format!(
-            "sequence number is not {expected_seq} (a record was removed or reordered)"
-        )));
-    }
-    if record.get("prev").and_then(Value::as_str) != Some(prev) {
-        return Err(broken(
-            "does not follow the previous record (a record was changed, removed or reordered)"
-                .into(),
-        ));
-    }
-    let body = Value::Object(record).to_string();
-    if hex(&Sha256::digest(body.as_bytes())) != hash {
-        return Err(broken(
-            "its content does not match its hash (the record was edited)".into(),
-        ));
-    }
-    Ok(hash)
-}
-
-/// Where the chain stands after reading a log: the next sequence number and the last hash.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ChainHead {
-    pub records: u64,
-    pub last_hash: String,
-}
-
-/// Verifies the whole log at `path`. A missing file is an empty, valid log. A last line without
-/// its newline is a torn write and is reported, not accepted.
-pub fn verify(path: &Path) -> Result<ChainHead, AuditError> {
-    let file = match open_regular(path, OpenOptions::new().read(true)) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok(ChainHead {
-                records: 0,
-                last_hash: GENESIS.into(),
-            });
-        }
-        Err(source) => {
-            return Err(AuditError::Read {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut reader = BufReader::new(file);
-    let mut head = ChainHead {
-        records: 0,
-        last_hash: GENESIS.into(),
-    };
-    let mut line = String::new();
-    loop {
-        line.clear();
-        let read = reader
-            .read_line(&mut line)
-            .map_err(|source| AuditError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        if read == 0 {
-            return Ok(head);
-        }
-        let number = head.records as usize + 1;
-        let Some(text) = line.strip_suffix('\n') else {
-            return Err(AuditError::Broken {
-                path: path.to_path_buf(),
-                line: number,
-                detail:
-                    "the last record is incomplete (a torn write, e.g. frona was killed mid-write)"
-                        .into(),
-            });
-        };
-        head.last_hash = check_line(path, number, text, head.records, &head.last_hash)?;
-        head.records += 1;
-    }
-}
-
-/// Opens `path` only if it is a regular file and not a symlink: a log swapped for a FIFO, a
-/// device (`/dev/zero` would be read forever) or a link elsewhere is refused, not followed.
-fn open_regular(path: &Path, options: &mut OpenOptions) -> std::io::Result<File> {
-    let file = options
-        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
-        .open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    Ok(file)
-}
-
-/// Every record, verified, as JSON values (for `frona audit`).
-pub fn read(path: &Path) -> Result<Vec<Value>, AuditError> {
-    verify(path)?;
-    let file =
-        open_regular(path, OpenOptions::new().read(true)).map_err(|source| AuditError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    BufReader::new(file)
-        .lines()
-        .map(|line| {
-            let line = line.map_err(|source| AuditError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
-            serde_json::from_str(&line).map_err(|e| AuditError::Broken {
-                path: path.to_path_buf(),
-                line: 0,
-                detail: e.to_string(),
-            })
-        })
-        .collect()
-}
-
-/// Records waiting to be written, in sequence order.
-#[derive(Debug)]
-struct Queue {
-    pending: Vec<Unsealed>,
-    /// The sequence number the next queued record gets.
-    next: u64,
-}
-
-/// The file and where its chain stands; held only by the appender writing a batch.
-#[derive(Debug)]
-struct Writer {
-    file: File,
-    head: ChainHead,
-}
-
-/// What appenders wait on.
-#[derive(Debug, Default)]
-struct Progress {
-    /// Records with a smaller sequence number are on disk.
-    durable: u64,
-    /// Whether an appender is writing a batch now.
-    writing: bool,
-    /// Whether the flusher thread is alive.
-    flusher: bool,
-    /// After a failed write every later append fails too: the chain on disk is no longer known
-    /// to be whole.
-    failed: Option<String>,
-}
-
-/// How far the log is durable, for waiters on an async runtime.
-#[derive(Debug, Clone, Default)]
-struct Durable {
-    below: u64,
-    failed: Option<String>,
-}
-
-/// How long the flusher thread stays alive with nothing to write.
-const FLUSHER_IDLE: Duration = Duration::from_secs(5);
-
-#[derive(Debug)]
-struct Shared {
-    queue: Mutex<Queue>,
-    progress: Mutex<Progress>,
-    /// Wakes blocked appenders after each batch.
-    written: Condvar,
-    /// Wakes the flusher when records it must write are queued.
-    work: Condvar,
-    /// Wakes async waiters after each batch.
-    durable: tokio::sync::watch::Sender<Durable>,
-    writer: Mutex<Writer>,
-    path: PathBuf,
-}
-
-/// An open audit log.
-///
-/// Group commit: records queued while a batch is being synced go out together in the next one.
-/// Two ways in:
-/// - [`AuditLog::append`] (blocking callers): queue the record and wait until it is on disk; if
-///   nobody is writing, write and sync everything queued in one go. A lone caller pays no
-///   thread hand-off; concurrent callers share each sync.
-/// - [`AuditLog::submit`] + [`AuditLog::durable`] (async callers, and records nobody needs to
-///   wait for): queue the record and let a flusher thread write it; await it if needed. No
-///   blocking thread is held per waiter.
-#[derive(Debug)]
-pub struct AuditLog {
-    shared: Arc<Shared>,
-}
-
-impl AuditLog {
-    /// Opens (creating, 0600) the log at `path` after verifying it: a damaged log is refused, so
-    /// that new records never chain onto an edited history.
-    pub fn open(path: &Path) -> Result<Self, AuditError> {
-        let head = verify(path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| AuditError::Write {
-                path: path.to_path_buf(),
-                source,
-            })?;
-        }
-        let file = open_regular(
-            path,
-            OpenOptions::new().create(true).append(true).mode(0o600),
-        )
-        .map_err(|source| AuditError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Ok(Self::with_file(file, head, path))
-    }
-
-    fn with_file(file: File, head: ChainHead, path: &Path) -> Self {
-        let (durable, _) = tokio::sync::watch::channel(Durable {
-            below: head.records,
-            failed: None,
-        });
-        Self {
-            shared: Arc::new(Shared {
-                queue: Mutex::new(Queue {
-                    pending: Vec::new(),
-                    next: head.records,
-                }),
-                progress: Mutex::new(Progress {
-                    durable: head.records,
-                    ..Progress::default()
-                }),
-                written: Condvar::new(),
-                work: Condvar::new(),
-                durable,
-                writer: Mutex::new(Writer { file, head }),
-                path: path.to_path_buf(),
-            }),
+            log,
+            agent: agent.into(),
+            session: session.into(),
         }
     }
 
     pub fn path(&self) -> &Path {
-        &self.shared.path
+        self.log.path()
     }
 
-    /// Appends `record` (a JSON object; `seq`, `prev` and `hash` are added) and returns its
-    /// sequence number once it is on disk.
-    pub fn append(&self, record: Map<String, Value>) -> Result<u64, AuditError> {
-        let shared = &self.shared;
-        let seq = shared.enqueue(record);
-        let mut progress = lock(&shared.progress);
-        loop {
-            if let Some(message) = &progress.failed {
-                return Err(shared.error(message));
+    /// Appends `event` and returns its sequence number once it is on disk.
+    pub fn record(&self, event: &AuditEvent) -> Result<u64, AuditError> {
+        self.log.append(self.stamped(event))
+    }
+
+    /// [`Audit::record`] for callers that only need to know whether to go on: a failure is
+    /// logged, and the caller fails closed.
+    pub fn recorded(&self, event: &AuditEvent) -> bool {
+        match self.record(event) {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::error!("{}", frona_sandbox::error_chain(&e));
+                false
             }
-            if seq < progress.durable {
-                return Ok(seq);
-            }
-            if !progress.writing {
-                progress.writing = true;
-                break;
-            }
-            progress = shared
-                .written
-                .wait(progress)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        drop(progress);
-        // This caller writes: everything queued so far, its own record included.
-        shared.write_batch();
-        match &lock(&shared.progress).failed {
-            Some(message) => Err(shared.error(message)),
-            None => Ok(seq),
         }
     }
 
-    /// Queues `record` and returns its sequence number at once; the flusher thread writes it
-    /// (with whatever else is queued) soon. [`AuditLog::durable`] waits for it.
-    pub fn submit(&self, record: Map<String, Value>) -> u64 {
-        let seq = self.shared.enqueue(record);
-        let mut progress = lock(&self.shared.progress);
-        if progress.flusher {
-            self.shared.work.notify_one();
-        } else {
-            let shared = Arc::clone(&self.shared);
-            let started = std::thread::Builder::new()
-                .name("frona-audit".into())
-                .spawn(move || shared.flush_until_idle());
-            if started.is_ok() {
-                progress.flusher = true;
-            } else {
-                // No thread to be had: write here rather than leave the record queued.
-                drop(progress);
-                self.shared.write_now();
-            }
-        }
-        seq
-    }
-
-    /// Blocks until everything queued so far is on disk (at exit: records nobody waited for,
-    /// such as outcomes, must not be lost); `false` if the log failed or `limit` passed.
-    pub fn flush(&self, limit: Duration) -> bool {
-        let shared = &self.shared;
-        let target = lock(&shared.queue).next;
-        let deadline = std::time::Instant::now() + limit;
-        let mut progress = lock(&shared.progress);
-        loop {
-            if progress.failed.is_some() {
-                return false;
-            }
-            if progress.durable >= target {
-                return true;
-            }
-            if !progress.writing {
-                progress.writing = true;
-                drop(progress);
-                shared.write_batch();
-                progress = lock(&shared.progress);
-                continue;
-            }
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                return false;
-            }
-            progress = shared
-                .written
-                .wait_timeout(progress, left)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|p| p.into_inner().0);
-        }
+    /// Queues `event` without waiting; [`Audit::durable`] waits for it.
+    pub fn submit(&self, event: &AuditEvent) -> u64 {
+        self.log.submit(self.stamped(event))
     }
 
     /// Waits (without blocking a thread) until record `seq` is on disk.
     pub async fn durable(&self, seq: u64) -> Result<(), AuditError> {
-        let mut receiver = self.shared.durable.subscribe();
-        let state = receiver
-            .wait_for(|d| d.failed.is_some() || d.below > seq)
-            .await
-            .map(|d| d.failed.clone())
-            .unwrap_or_else(|_| Some("the audit log was closed".into()));
-        match state {
-            Some(message) => Err(self.shared.error(&message)),
-            None => Ok(()),
-        }
+        self.log.durable(seq).await
+    }
+
+    /// Blocks until everything queued is on disk (at exit); `false` if the log failed or
+    /// `limit` passed.
+    pub fn flush(&self, limit: Duration) -> bool {
+        self.log.flush(limit)
+    }
+
+    /// The record `event` is written as (the log adds `seq`, `prev` and `hash`).
+    fn stamped(&self, event: &AuditEvent) -> Map<String, Value> {
+        stamp(jiff::Timestamp::now(), &self.agent, &self.session, event)
     }
 }
 
-impl Shared {
-    fn enqueue(&self, record: Map<String, Value>) -> u64 {
-        let record = Unsealed::new(record);
-        let mut queue = lock(&self.queue);
-        queue.pending.push(record);
-        queue.next += 1;
-        queue.next - 1
-    }
-
-    fn error(&self, message: &str) -> AuditError {
-        AuditError::Write {
-            path: self.path.clone(),
-            source: std::io::Error::other(message.to_owned()),
+fn stamp(
+    time: jiff::Timestamp,
+    agent: &str,
+    session: &str,
+    event: &AuditEvent,
+) -> Map<String, Value> {
+    let stamped = Stamped {
+        time: time.to_string(),
+        agent,
+        session,
+        event,
+    };
+    match serde_json::to_value(stamped) {
+        Ok(Value::Object(map)) => map,
+        // Not reached: every event is a struct of strings, numbers and lists. Recorded
+        // anyway, so that the chain shows something was lost.
+        other => {
+            tracing::error!("an audit event could not be encoded: {other:?}");
+            let mut map = Map::new();
+            map.insert("kind".into(), "unencodable".into());
+            map
         }
     }
-
-    /// Whether records are queued that no batch has taken yet.
-    fn has_pending(&self) -> bool {
-        !lock(&self.queue).pending.is_empty()
-    }
-
-    /// The flusher thread: writes whatever is queued whenever nobody else is writing; exits
-    /// after [`FLUSHER_IDLE`] with nothing to do.
-    fn flush_until_idle(&self) {
-        let mut progress = lock(&self.progress);
-        loop {
-            if progress.failed.is_none() && !progress.writing && self.has_pending() {
-                progress.writing = true;
-                drop(progress);
-                self.write_batch();
-                progress = lock(&self.progress);
-                continue;
-            }
-            let (next, timeout) = self
-                .work
-                .wait_timeout(progress, FLUSHER_IDLE)
-                .unwrap_or_else(|p| p.into_inner());
-            progress = next;
-            // Records queued behind a batch in progress keep it alive: that writer wakes it.
-            if timeout.timed_out() && (progress.failed.is_some() || !self.has_pending()) {
-                progress.flusher = false;
-                return;
-            }
-        }
-    }
-
-    /// Becomes the writer (waiting for the current one) and writes what is queued.
-    fn write_now(&self) {
-        let mut progress = lock(&self.progress);
-        while progress.writing {
-            progress = self
-                .written
-                .wait(progress)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-        if progress.failed.is_some() {
-            return;
-        }
-        progress.writing = true;
-        drop(progress);
-        self.write_batch();
-    }
-
-    /// Seals, writes and syncs every queued record, then tells every kind of waiter. The
-    /// caller has set `writing`; this clears it.
-    fn write_batch(&self) {
-        let result = self.write_queued();
-        let mut progress = lock(&self.progress);
-        progress.writing = false;
-        match result {
-            Ok(durable) => progress.durable = durable,
-            Err(message) => {
-                tracing::error!("audit log write failed: {message}");
-                progress.failed = Some(message);
-            }
-        }
-        self.durable.send_replace(Durable {
-            below: progress.durable,
-            failed: progress.failed.clone(),
-        });
-        self.written.notify_all();
-        // Records queued meanwhile by `submit` may have nobody else to write them.
-        if progress.flusher {
-            self.work.notify_one();
-        }
-    }
-
-    /// Seals, writes and syncs every queued record; returns how many records are durable.
-    fn write_queued(&self) -> Result<u64, String> {
-        let mut writer = lock(&self.writer);
-        let batch = std::mem::take(&mut lock(&self.queue).pending);
-        let mut text = String::new();
-        let mut next = writer.head.clone();
-        for record in batch {
-            let (line, hash) = record.seal(next.records, &next.last_hash);
-            next.last_hash = hash;
-            next.records += 1;
-            text.push_str(&line);
-            text.push('\n');
-        }
-        writer
-            .file
-            .write_all(text.as_bytes())
-            .and_then(|()| writer.file.sync_data())
-            .map_err(|e| e.to_string())?;
-        writer.head = next;
-        Ok(writer.head.records)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn path(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("frona-audit-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        dir.join("audit.jsonl")
-    }
-
-    fn record(n: u64) -> Map<String, Value> {
-        let mut m = Map::new();
-        m.insert("decision".into(), "permit".into());
-        m.insert("n".into(), n.into());
-        m
-    }
-
-    #[test]
-    fn chain_verifies_and_survives_reopening() {
-        let path = path("chain");
-        let log = AuditLog::open(&path).unwrap();
-        for n in 0..5 {
-            assert_eq!(log.append(record(n)).unwrap(), n);
-        }
-        drop(log);
-        let log = AuditLog::open(&path).unwrap();
-        assert_eq!(log.append(record(5)).unwrap(), 5);
-        assert_eq!(verify(&path).unwrap().records, 6);
-        assert_eq!(read(&path).unwrap()[5]["n"], 5);
-    }
-
-    #[test]
-    fn keys_on_either_side_of_prev_and_seq_verify() {
-        let path = path("keys");
-        let log = AuditLog::open(&path).unwrap();
-        let mut m = Map::new();
-        for key in [
-            "", "a", "pre", "prev0", "prevz", "reason", "se", "seq0", "session", "zz",
-        ] {
-            m.insert(key.into(), json!({"k": key, "n": [1, "\u{1}\""]}));
-        }
-        m.insert("prev".into(), "forged".into());
-        m.insert("seq".into(), 99.into());
-        m.insert("hash".into(), "forged".into());
-        log.append(m.clone()).unwrap();
-        m.retain(|k, _| k.as_str() < "prev");
-        log.append(m).unwrap();
-        log.append(Map::new()).unwrap();
-        assert_eq!(verify(&path).unwrap().records, 3);
-        assert_eq!(
-            read(&path).unwrap()[0]["seq"],
-            0,
-            "the chain's own fields win"
-        );
-    }
-
-    #[test]
-    fn any_edit_removal_or_reorder_is_detected() {
-        let path = path("tamper");
-        let log = AuditLog::open(&path).unwrap();
-        for n in 0..4 {
-            log.append(record(n)).unwrap();
-        }
-        let original = std::fs::read_to_string(&path).unwrap();
-        let lines: Vec<&str> = original.lines().collect();
-        let rewrite = |lines: Vec<String>| std::fs::write(&path, lines.join("\n") + "\n").unwrap();
-        let owned = || lines.iter().map(|l| l.to_string()).collect::<Vec<_>>();
-
-        let mut edited = owned();
-        edited[1] = edited[1].replace("permit", "deny_");
-        rewrite(edited);
-        assert!(matches!(
-            verify(&path),
-            Err(AuditError::Broken { line: 2, .. })
-        ));
-        let mut edited_last = owned();
-        edited_last[3] = edited_last[3].replace("permit", "deny_");
-        rewrite(edited_last);
-        assert!(
-            matches!(verify(&path), Err(AuditError::Broken { line: 4, .. })),
-            "even the last line"
-        );
-        let mut removed = owned();
-        removed.remove(2);
-        rewrite(removed);
-        assert!(verify(&path).is_err());
-        let mut swapped = owned();
-        swapped.swap(0, 1);
-        rewrite(swapped);
-        assert!(verify(&path).is_err());
-        // A torn last line.
-        std::fs::write(&path, format!("{}\n{}", lines[0], &lines[1][..20])).unwrap();
-        let err = verify(&path).unwrap_err();
-        assert!(err.to_string().contains("torn write"), "{err}");
-        assert!(
-            AuditLog::open(&path).is_err(),
-            "a damaged log is not appended to"
-        );
-    }
-
-    /// `count` threads appending 50 records each; each returns its sequence numbers.
-    fn appenders(
-        log: &std::sync::Arc<AuditLog>,
-        count: u64,
-    ) -> Vec<std::thread::JoinHandle<Vec<u64>>> {
-        (0..count)
-            .map(|t| {
-                let log = std::sync::Arc::clone(log);
-                std::thread::spawn(move || {
-                    (0..50)
-                        .map(|i| log.append(record(t * 1000 + i)).unwrap())
-                        .collect()
-                })
-            })
-            .collect()
-    }
-
-    #[test]
-    fn concurrent_appends_are_all_recorded_in_one_chain() {
-        let path = path("concurrent");
-        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
-        let threads = appenders(&log, 16);
-        let mut seqs: Vec<u64> = threads
-            .into_iter()
-            .flat_map(|t| t.join().unwrap())
-            .collect();
-        seqs.sort_unstable();
-        assert_eq!(
-            seqs,
-            (0..800).collect::<Vec<_>>(),
-            "no lost or duplicated record"
-        );
-        assert_eq!(verify(&path).unwrap().records, 800);
-    }
-
-    #[test]
-    fn submitted_and_appended_records_share_one_chain() {
-        let path = path("submit");
-        let log = std::sync::Arc::new(AuditLog::open(&path).unwrap());
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        let threads = appenders(&log, 8);
-        // Async waiters, and records nobody waits for.
-        let mut seqs: Vec<u64> = runtime.block_on(async {
-            let mut seqs = Vec::new();
-            for i in 0..200 {
-                let seq = log.submit(record(100_000 + i));
-                if i % 2 == 0 {
-                    log.durable(seq).await.unwrap();
-                }
-                seqs.push(seq);
-            }
-            seqs
-        });
-        seqs.extend(threads.into_iter().flat_map(|t| t.join().unwrap()));
-        seqs.sort_unstable();
-        assert_eq!(
-            seqs,
-            (0..600).collect::<Vec<_>>(),
-            "no lost or duplicated record"
-        );
-        // The last unwaited record is written by the flusher without anybody asking.
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while verify(&path).unwrap().records < 600 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a submitted record was never written"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    #[test]
-    fn flush_writes_what_nobody_waits_for() {
-        let path = path("flush");
-        let log = AuditLog::open(&path).unwrap();
-        for n in 0..50 {
-            log.submit(record(n));
-        }
-        assert!(log.flush(Duration::from_secs(5)));
-        assert_eq!(verify(&path).unwrap().records, 50);
-    }
-
-    #[test]
-    fn an_unwritable_log_fails_async_waiters() {
-        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        let head = ChainHead {
-            records: 0,
-            last_hash: GENESIS.into(),
-        };
-        let full = AuditLog::with_file(file, head, Path::new("/dev/full"));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let seq = full.submit(record(0));
-            assert!(full.durable(seq).await.is_err());
-            let seq = full.submit(record(1));
-            assert!(full.durable(seq).await.is_err(), "and stays failed");
-        });
-        assert!(full.append(record(2)).is_err());
-    }
-
-    #[test]
-    fn a_log_that_is_not_a_regular_file_is_refused() {
-        let dir = path("special").parent().unwrap().to_path_buf();
-        std::fs::create_dir_all(&dir).unwrap();
-        let link = dir.join("link.jsonl");
-        std::os::unix::fs::symlink("/dev/zero", &link).unwrap();
-        assert!(verify(&link).is_err(), "a symlink is not followed");
-        assert!(AuditLog::open(&link).is_err());
-        let fifo = dir.join("fifo.jsonl");
-        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(verify(&fifo).is_err(), "a FIFO neither hangs nor is read");
-        assert!(AuditLog::open(&fifo).is_err());
-    }
-
-    #[test]
-    fn an_unwritable_log_fails_the_append() {
-        let path = path("full");
-        let log = AuditLog::open(&path).unwrap();
-        log.append(record(0)).unwrap();
-        drop(log);
-        // /dev/full: every write fails with ENOSPC.
-        let file = OpenOptions::new().append(true).open("/dev/full").unwrap();
-        let head = ChainHead {
-            records: 0,
-            last_hash: GENESIS.into(),
-        };
-        let full = AuditLog::with_file(file, head, Path::new("/dev/full"));
-        assert!(full.append(record(1)).is_err());
-        assert!(full.append(record(2)).is_err(), "and stays failed");
-    }
-}
+mod tests;

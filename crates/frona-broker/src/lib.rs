@@ -1,30 +1,36 @@
-//! The broker: the part of frona that holds secrets while the agent runs.
+//! The broker: the part of frona that holds secrets while the agent runs. A decision core that
+//! knows no transport, and the two front ends that are Unix sockets; the HTTP front ends are in
+//! `frona-proxy`. See `docs/architecture.md`.
 //!
-//! - [`audit`]: the hash-chained, durable JSONL record of every decision.
-//! - [`grants`]: remembered approvals (once, for a while, permanent), persistent and revocable.
-//! - [`redact`]: removing credential values (and their encodings) from what flows back.
-//! - [`protocol`], [`server`], [`peer`]: the agent's Unix socket, JSON lines, `SO_PEERCRED`.
+//! The core (front ends hold `Arc`s of these; they import no front end):
+//! - [`decider`]: a [`Call`] in, a [`Decision`] out: policy, rate limits, grants, and the calls
+//!   waiting for a human.
+//! - [`credentials`]: registry, backends, cache, issue within a deadline, the lease journal,
+//!   revocation, and the values handed out.
+//! - [`audit`]: the hash-chained, durable JSONL record of every decision, written as typed
+//!   [`audit::AuditEvent`]s.
+//! - [`broker`]: the three for one agent's [`session`], as `frona run` builds them, and
+//!   [`Broker::authorize`], the decide-record-issue sequence of async front ends.
+//! - [`grants`], [`leases`], [`redact`], [`peer`], [`call`]: what the core is made of.
+//!
+//! Front ends:
+//! - [`tool_socket`] with [`protocol`]: the agent's socket (`frona tool`, `frona issue`).
 //! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
-//! - [`proxy`]: the HTTP credential proxy (`FRONA_PROXY`), attaching credentials on the way out.
-//! - [`egress`]: the forward proxy that is the agent's only way out under `--net proxy`.
-//! - [`container_credentials`]: the AWS SDKs' container credentials endpoint on the egress proxy.
-//! - [`intercept`], [`placeholder`]: credentials bound to hosts, which the agent holds only as
-//!   placeholders that the egress proxy swaps for the value in TLS it terminates.
 
 pub mod audit;
-#[cfg(feature = "proxy")]
-pub mod container_credentials;
+pub mod broker;
+pub mod call;
 pub mod control;
-#[cfg(feature = "proxy")]
-pub mod egress;
+pub mod credentials;
+pub mod decider;
 pub mod grants;
-#[cfg(feature = "proxy")]
-pub mod intercept;
 pub mod leases;
 pub mod peer;
-pub mod placeholder;
 pub mod protocol;
-#[cfg(feature = "proxy")]
-pub mod proxy;
 pub mod redact;
-pub mod server;
+pub mod session;
+pub mod tool_socket;
+
+pub use broker::{Broker, BrokerConfig, Refused};
+pub use call::{Action, Call};
+pub use decider::{Decider, Decision};

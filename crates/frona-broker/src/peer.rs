@@ -4,10 +4,12 @@
 
 use std::os::fd::AsFd;
 
-/// The peer's pid and uid.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The peer's pid and uid; in audit records `peer_pid` and `peer_uid`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Peer {
+    #[serde(rename = "peer_pid")]
     pub pid: i32,
+    #[serde(rename = "peer_uid")]
     pub uid: u32,
 }
 

@@ -111,15 +111,14 @@ fn visible_aws_sts(listed: &[Credential], agent: &str, cwd: &Path) -> Vec<String
     names
 }
 
-/// Starts serving `credential` on the broker's egress proxy; returns the token for the agent.
-pub fn serve(
-    broker: &frona_broker::server::Broker,
+/// The endpoint serving `credential` on the broker's egress proxy, and the token for the agent.
+pub fn endpoint(
+    broker: &frona_broker::Broker,
     credential: Option<&str>,
-) -> Result<Option<Secret>, Failure> {
+) -> Result<Option<(frona_proxy::aws_endpoint::AwsEndpoint, Secret)>, Failure> {
     credential
         .map(|name| {
-            broker
-                .serve_aws_credentials(name)
+            frona_proxy::aws_endpoint::AwsEndpoint::new(broker.clone(), name)
                 .map_err(|e| Failure::from_error(&e))
         })
         .transpose()
@@ -131,10 +130,7 @@ pub fn serve(
 pub fn agent_env(agent_env: &mut Vec<(OsString, OsString)>, port: u16, token: &Secret) {
     use std::os::unix::ffi::OsStrExt as _;
     agent_env.retain(|(name, _)| !AWS_CONTAINER_REMOVED.iter().any(|var| name == var));
-    let uri = format!(
-        "http://127.0.0.1:{port}{}",
-        frona_broker::container_credentials::PATH
-    );
+    let uri = format!("http://127.0.0.1:{port}{}", frona_proxy::aws_endpoint::PATH);
     crate::env_vars::set(agent_env, AWS_CONTAINER_CREDENTIALS_FULL_URI, uri);
     let token = std::ffi::OsStr::from_bytes(token.expose());
     crate::env_vars::set(agent_env, AWS_CONTAINER_AUTHORIZATION_TOKEN, token);

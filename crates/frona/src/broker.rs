@@ -8,11 +8,17 @@ use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use frona_backends::registry::Registry;
 use frona_broker::audit::AuditLog;
+use frona_broker::credentials::CredentialsConfig;
 use frona_broker::grants::Grants;
-use frona_broker::server::{Broker, BrokerConfig};
+use frona_broker::tool_socket::{ToolLauncher, ToolSocket, Tools};
+use frona_broker::{Broker, BrokerConfig};
 use frona_policy::PolicySet;
+use frona_proxy::egress::Egress;
+use frona_proxy::intercept::Intercept;
 use frona_sandbox::EnvSnapshot;
 
 use crate::dirs;
@@ -42,12 +48,18 @@ pub struct RunningBroker {
     pub agent_root: std::sync::Arc<std::sync::atomic::AtomicI32>,
     dir: PathBuf,
     control: PathBuf,
-    broker: std::sync::Arc<frona_broker::server::Broker>,
+    broker: Broker,
+    egress: Option<Arc<Egress>>,
 }
 
 impl Drop for RunningBroker {
     /// At the end of `frona run`: audit records still queued reach the log, the sockets go.
     fn drop(&mut self) {
+        // A tunnel whose agent end has just closed (the agent is gone) records its byte counts
+        // first; one that stays open longer than this goes unrecorded.
+        if let Some(egress) = &self.egress {
+            egress.tunnels().wait(Duration::from_secs(1));
+        }
         self.broker.finish();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.control);
@@ -132,33 +144,12 @@ fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
 
 /// Builds the broker: policy, audit log, grants, backend clients. `frona run` serves it to the
 /// agent; `frona call` uses it in-process.
-pub fn build(
-    env: &EnvSnapshot,
-    agent: &str,
-    policy_dir: &Path,
-    tool_env: Vec<(OsString, OsString)>,
-    tool_launcher: Option<frona_broker::server::ToolLauncher>,
-) -> Result<
-    (
-        std::sync::Arc<Broker>,
-        std::sync::Arc<std::sync::atomic::AtomicI32>,
-    ),
-    Failure,
-> {
-    build_with(
-        env,
-        agent,
-        load_policy(policy_dir)?,
-        tool_env,
-        tool_launcher,
-        true,
-    )
+pub fn build(env: &EnvSnapshot, agent: &str, policy_dir: &Path) -> Result<Built, Failure> {
+    build_with(env, agent, load_policy(policy_dir)?, true)
 }
 
-type Built = (
-    std::sync::Arc<Broker>,
-    std::sync::Arc<std::sync::atomic::AtomicI32>,
-);
+/// The broker, and where to record the agent's init helper's pid once it runs.
+type Built = (Broker, Arc<std::sync::atomic::AtomicI32>);
 
 /// [`build`] with the policy already loaded; without `with_backends` (a broker that serves
 /// only the egress proxy) no backend client is made, and nothing is created for one.
@@ -166,8 +157,6 @@ fn build_with(
     env: &EnvSnapshot,
     agent: &str,
     policy: PolicySet,
-    tool_env: Vec<(OsString, OsString)>,
-    tool_launcher: Option<frona_broker::server::ToolLauncher>,
     with_backends: bool,
 ) -> Result<Built, Failure> {
     let state = dirs::state_dir(env);
@@ -194,7 +183,7 @@ fn build_with(
             }
         }
     }
-    let agent_root = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    let agent_root = Arc::new(std::sync::atomic::AtomicI32::new(0));
     let broker = Broker::new(BrokerConfig {
         agent: agent.to_owned(),
         session: format!(
@@ -203,20 +192,20 @@ fn build_with(
             jiff::Timestamp::now().as_second()
         ),
         policy,
-        registry: Registry::new(dirs::config_dir(env).join("credentials.yaml")),
-        backends: clients,
+        credentials: CredentialsConfig {
+            registry: Registry::new(dirs::config_dir(env).join("credentials.yaml")),
+            backends: clients,
+            cache_ttl: config
+                .file
+                .run
+                .cache_ttl
+                .map_or(Duration::from_secs(60), |t| t.0),
+            backend_timeout: crate::backends::backend_timeout(&config.file, None),
+            cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        },
         audit,
         grants,
-        agent_root: std::sync::Arc::clone(&agent_root),
-        tool_env,
-        tool_launcher,
-        cache_ttl: config
-            .file
-            .run
-            .cache_ttl
-            .map_or(Duration::from_secs(60), |t| t.0),
-        backend_timeout: crate::backends::backend_timeout(&config.file, None),
-        proxy_cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
+        agent_root: Arc::clone(&agent_root),
     })
     .map_err(|e| Failure::from_error(&e))?;
     Ok((broker, agent_root))
@@ -259,13 +248,6 @@ pub fn start(
     tool_plan: &frona_sandbox::isolation::Plan,
     serve: Serve<'_>,
 ) -> Result<RunningBroker, Failure> {
-    // Tools get the agent's isolation, with the host network (they call APIs), and die with
-    // frona like the agent does.
-    let launcher = frona_broker::server::ToolLauncher {
-        exe: crate::cmd::self_exe(),
-        parent: std::process::id() as i32,
-        plan: serde_json::to_string(tool_plan).map_err(|e| Failure::from_error(&e))?,
-    };
     // The egress proxy decides with the policies' `network:` entries even when the broker
     // serves no calls; without a policy directory it has `--allow-host` alone.
     let mut policy = if policy_dir.is_dir() {
@@ -286,72 +268,92 @@ pub fn start(
         env,
         agent,
         policy,
-        tool_env,
-        Some(launcher),
         serve.calls || serve.aws_credential.is_some(),
     )?;
     let dir = socket_dir(env)?;
     let (mut socket, mut proxy, mut egress_handoff) = (None, None, None);
-    let (mut placeholders, mut ca_bundle) = (Vec::new(), None);
-    let mut listener = None;
+    let (mut placeholders, mut ca_bundle, mut aws_token) = (Vec::new(), None, None);
+    let mut tool_socket = None;
     if serve.calls {
         let path = dir.join("broker.sock");
-        listener = Some(
-            std::os::unix::net::UnixListener::bind(&path).map_err(|e| Failure::from_error(&e))?,
-        );
+        let listener =
+            std::os::unix::net::UnixListener::bind(&path).map_err(|e| Failure::from_error(&e))?;
         socket = Some(path);
+        // Tools get the agent's isolation, with the host network (they call APIs), and die
+        // with frona like the agent does.
+        let tools = Tools {
+            env: tool_env,
+            launcher: Some(ToolLauncher::new(
+                crate::cmd::self_exe(),
+                std::process::id() as i32,
+                tool_plan.clone(),
+            )),
+        };
+        tool_socket = Some((ToolSocket::new(broker.clone(), tools), listener));
         let path = dir.join("proxy.sock");
         let proxy_listener = async_listener(&path)?;
         proxy = Some(path);
-        let for_proxy = std::sync::Arc::clone(&broker);
+        let credential_proxy = frona_proxy::credential_proxy::CredentialProxy::new(broker.clone());
         let serving = broker.runtime().block_on(async move {
             let listener = tokio::net::UnixListener::from_std(proxy_listener)?;
-            tokio::spawn(frona_broker::proxy::serve(for_proxy, listener));
+            tokio::spawn(frona_proxy::credential_proxy::serve(
+                credential_proxy,
+                listener,
+            ));
             Ok::<_, std::io::Error>(())
         });
         serving.map_err(|e| Failure::from_error(&e))?;
     }
+    let mut egress = None;
     if serve.egress.is_some() {
-        placeholders = broker.bind_placeholders().map_err(|e| {
+        let resolver = Arc::new(frona_proxy::egress::StaticOverrides::new(
+            serve.resolve.to_vec(),
+        ));
+        let mut built = Egress::new(broker.clone(), resolver);
+        let intercept = Intercept::bind(&broker).map_err(|e| {
             Failure::from_error(&e).with_hint(
                 "credentials bound with --inject-host need the system's CA certificates: install \
                  them (Debian: ca-certificates) or point SSL_CERT_FILE at a bundle",
             )
         })?;
-        if let Some(intercept) = broker.intercept() {
+        if let Some(intercept) = intercept {
+            placeholders = intercept.placeholders();
             let path = dir.join("ca-bundle.pem");
             std::fs::write(&path, intercept.tls.bundle_pem()).map_err(|e| {
                 Failure::from_error(&e).with_hint(format!("cannot write `{}`", path.display()))
             })?;
             ca_bundle = Some(path);
+            built = built.with_intercept(Arc::new(intercept));
         }
+        // On the egress proxy's listener only (it answers origin-form requests for it).
+        if let Some((endpoint, token)) =
+            crate::aws_credentials::endpoint(&broker, serve.aws_credential)?
+        {
+            aws_token = Some(token);
+            built = built.with_aws(Arc::new(endpoint));
+        }
+        let built = Arc::new(built);
         let path = dir.join("egress.sock");
         let egress_listener = async_listener(&path)?;
         let path = dir.join("listen.sock");
         let handoff_listener = async_listener(&path)?;
         egress_handoff = Some(path);
-        let for_egress = std::sync::Arc::clone(&broker);
-        let resolve = serve.resolve.to_vec();
-        let serving = broker.runtime().block_on(async move {
-            let listener = tokio::net::UnixListener::from_std(egress_listener)?;
-            let handoff = tokio::net::UnixListener::from_std(handoff_listener)?;
-            let resolver: std::sync::Arc<dyn frona_broker::egress::Resolve> =
-                std::sync::Arc::new(frona_broker::egress::StaticOverrides::new(resolve));
-            tokio::spawn(frona_broker::egress::serve_handed_over(
-                std::sync::Arc::clone(&for_egress),
-                handoff,
-                std::sync::Arc::clone(&resolver),
-            ));
-            tokio::spawn(frona_broker::egress::serve(for_egress, listener, resolver));
-            Ok::<_, std::io::Error>(())
+        let serving = broker.runtime().block_on({
+            let egress = Arc::clone(&built);
+            async move {
+                let listener = tokio::net::UnixListener::from_std(egress_listener)?;
+                let handoff = tokio::net::UnixListener::from_std(handoff_listener)?;
+                tokio::spawn(frona_proxy::egress::serve_handed_over(
+                    Arc::clone(&egress),
+                    handoff,
+                ));
+                tokio::spawn(frona_proxy::egress::serve(egress, listener));
+                Ok::<_, std::io::Error>(())
+            }
         });
         serving.map_err(|e| Failure::from_error(&e))?;
+        egress = Some(built);
     }
-    // On the egress proxy's listener only (it answers origin-form requests for it).
-    let aws_token = crate::aws_credentials::serve(
-        &broker,
-        serve.aws_credential.filter(|_| egress_handoff.is_some()),
-    )?;
     let control_dir = control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -362,16 +364,15 @@ pub fn start(
     let _ = std::fs::remove_file(&control);
     let control_listener =
         std::os::unix::net::UnixListener::bind(&control).map_err(|e| Failure::from_error(&e))?;
-    let for_control = std::sync::Arc::clone(&broker);
+    let decider = Arc::clone(&broker.decider);
     std::thread::Builder::new()
         .name("frona-control".into())
-        .spawn(move || frona_broker::control::serve(for_control, control_listener))
+        .spawn(move || frona_broker::control::serve(decider, control_listener))
         .map_err(|e| Failure::from_error(&e))?;
-    if let Some(listener) = listener {
-        let serving = std::sync::Arc::clone(&broker);
+    if let Some((server, listener)) = tool_socket {
         std::thread::Builder::new()
             .name("frona-broker".into())
-            .spawn(move || serving.serve(listener))
+            .spawn(move || server.serve(listener))
             .map_err(|e| Failure::from_error(&e))?;
     }
     Ok(RunningBroker {
@@ -386,6 +387,7 @@ pub fn start(
         dir,
         control,
         broker,
+        egress,
     })
 }
 

@@ -278,7 +278,7 @@ pub fn parse_host_pattern(text: &str) -> Result<String, String> {
 
 /// Checks a `--proxy-resolve HOST=ADDR[,ADDR…]`.
 pub fn parse_proxy_resolve(text: &str) -> Result<(String, Vec<std::net::IpAddr>), String> {
-    frona_broker::egress::parse_override(text).map_err(|e| e.to_string())
+    frona_proxy::egress::parse_override(text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Args)]

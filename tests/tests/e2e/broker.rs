@@ -721,3 +721,36 @@ fn a_tool_path_must_be_the_tool_the_policy_names() {
     assert!(out.contains("rc1=77"), "{out}");
     assert!(out.contains("real\nrc2=0"), "{out}");
 }
+
+/// A log written by frona 0.1.0 (before the audit records were typed) is intact for
+/// `frona audit verify`, and this build goes on writing the same chain.
+#[test]
+fn a_log_of_frona_0_1_0_verifies_and_takes_new_records() {
+    let dirs = setup("audit-compat", POLICY);
+    let state = dirs.root.join("state");
+    std::fs::create_dir_all(&state).unwrap();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/audit-0.1.0.jsonl");
+    std::fs::copy(fixture, state.join("audit.jsonl")).unwrap();
+    let verify = |expected: u64| {
+        let output = dirs
+            .cmd(&["audit", "verify", "--json"])
+            .env("FRONA_STATE_DIR", &state)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", text(&output));
+        let doc: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(doc["intact"], true, "{doc}");
+        assert_eq!(doc["records"], expected, "{doc}");
+    };
+    verify(44);
+    let frona = frona_bin();
+    let output = run_agent(
+        &dirs,
+        &format!(
+            "{} tool --credential stripe-key -- sh -c 'exit 0'",
+            frona.display()
+        ),
+    );
+    assert!(output.status.success(), "{}", text(&output));
+    verify(45);
+}

@@ -6,7 +6,7 @@
 use std::io::{Read as _, Write as _};
 
 use bytes::Bytes;
-use frona_broker::proxy::{CREDENTIAL_HEADER, ProxyBody, ProxyRequest};
+use frona_proxy::credential_proxy::{CREDENTIAL_HEADER, CredentialProxy, ProxyRequest};
 use frona_sandbox::EnvSnapshot;
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
@@ -87,10 +87,10 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
                 )
                 .with_hint("without policies every call is denied; see `policies/` for examples"));
             }
-            let (broker, _) =
-                crate::broker::build(env, &args.agent, &policy_dir, Vec::new(), None)?;
+            let (broker, _) = crate::broker::build(env, &args.agent, &policy_dir)?;
+            let proxy = CredentialProxy::new(broker.clone());
             let status = broker.runtime().block_on(async {
-                let (parts, body) = broker.proxy(request, None).await.into_parts();
+                let (parts, body) = proxy.handle(request, None).await.into_parts();
                 Answer {
                     status: parts.status,
                     headers: parts.headers,
@@ -108,7 +108,7 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
 
 /// A response body: from the in-process proxy, or from the proxy socket.
 enum Body {
-    Proxy(ProxyBody),
+    Proxy(frona_proxy::http::Body),
     Incoming(hyper::body::Incoming),
 }
 

@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use std::net::IpAddr;
 
-use frona_broker::egress::Resolve as _;
 use frona_policy::network::{Connect, EgressDecision, EgressRequest, HostPattern, Target};
 use frona_policy::{PolicySet, Request};
+use frona_proxy::egress::Resolve as _;
 use frona_sandbox::EnvSnapshot;
 use serde_json::{Value, json};
 
@@ -155,11 +155,11 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                     let [credential] = <[String; 1]>::try_from(credentials).map_err(|_| {
                         Failure::new(125, "a proxied call carries one `--credential`")
                     })?;
-                    let mut request =
-                        frona_broker::proxy::http_request_for_url(method, url, credential, agent)
+                    let mut call =
+                        frona_proxy::credential_proxy::call_for_url(method, url, credential)
                             .map_err(|e| Failure::new(125, e))?;
-                    request.time = time;
-                    request
+                    call.time = time;
+                    call.request(agent)
                 }
                 (Some(tool), _) => Request {
                     tool,
@@ -264,8 +264,8 @@ fn resolve(
         .enable_all()
         .build()
         .map_err(|e| Failure::from_error(&e))?;
-    let resolver = frona_broker::egress::StaticOverrides::new(overrides);
-    let timeout = frona_broker::egress::RESOLVE_TIMEOUT;
+    let resolver = frona_proxy::egress::StaticOverrides::new(overrides);
+    let timeout = frona_proxy::egress::RESOLVE_TIMEOUT;
     Ok(runtime.block_on(async {
         match tokio::time::timeout(timeout, resolver.resolve(name, port)).await {
             Ok(Ok(found)) if !found.is_empty() => Ok(found),

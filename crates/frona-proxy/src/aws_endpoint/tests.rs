@@ -4,17 +4,17 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use frona_backends::registry::Registry;
-use frona_backends::{Backend, BackendError, IssueRequest, Issued, SecretRef};
+use frona_backends::{Backend, BackendError, IssueRequest, Issued, Revocation, SecretRef};
 use frona_policy::PolicySet;
+use http_body_util::BodyExt as _;
+use serde_json::json;
 
 use super::*;
-use crate::audit::AuditLog;
-use crate::grants::Grants;
-use crate::server::BrokerConfig;
+use crate::http::ERROR_HEADER;
 
 const ROLE: &str = "arn:aws:iam::123456789012:role/agent";
 
@@ -87,7 +87,8 @@ impl Backend for FakeSts {
 
 struct Fixture {
     dir: std::path::PathBuf,
-    broker: Arc<Broker>,
+    broker: Broker,
+    endpoint: OnceLock<AwsEndpoint>,
     issued: Arc<AtomicUsize>,
 }
 
@@ -122,27 +123,25 @@ impl Fixture {
                 ttl,
             }),
         );
-        let broker = Broker::new(BrokerConfig {
-            agent: "default".into(),
-            session: "test".into(),
-            policy: PolicySet::load([("aws.yaml", policy)]).unwrap(),
-            registry,
+        let broker = crate::testing::broker(
+            &dir,
+            PolicySet::load([("aws.yaml", policy)]).unwrap(),
             backends,
-            audit: AuditLog::open(&dir.join("audit.jsonl")).unwrap(),
-            grants: Grants::open(&dir.join("grants.redb")).unwrap(),
-            agent_root: Arc::new(AtomicI32::new(std::process::id() as i32)),
-            tool_env: Vec::new(),
-            tool_launcher: None,
-            cache_ttl: Duration::from_secs(60),
-            backend_timeout: Duration::from_secs(5),
-            proxy_cwd: dir.clone(),
-        })
-        .unwrap();
+            std::process::id() as i32,
+        );
         Self {
             dir,
             broker,
+            endpoint: OnceLock::new(),
             issued,
         }
+    }
+
+    /// Serves the endpoint for the credential `aws`; returns the token.
+    fn serve(&self) -> String {
+        let (endpoint, token) = AwsEndpoint::new(self.broker.clone(), "aws").unwrap();
+        assert!(self.endpoint.set(endpoint).is_ok(), "served once");
+        String::from_utf8(token.expose().to_vec()).unwrap()
     }
 
     /// GETs the endpoint with `token`; returns the status, `x-frona-error` and the body.
@@ -151,9 +150,11 @@ impl Fixture {
         if let Some(token) = token {
             request = request.header("authorization", token);
         }
-        let response = self
-            .broker
-            .aws_credentials(&request.body(()).unwrap(), None);
+        let request = request.body(()).unwrap();
+        let response = match self.endpoint.get() {
+            Some(endpoint) => endpoint.handle(&request, None),
+            None => not_served(),
+        };
         let status = response.status().as_u16();
         let error = response
             .headers()
@@ -265,12 +266,7 @@ fn a_session_is_reused_for_the_same_rule_and_issue_while_over_five_minutes_are_l
 #[test]
 fn a_permitted_fetch_gets_a_session_and_later_ones_reuse_it() {
     let fixture = Fixture::new("permit", PERMIT, None);
-    let token = fixture.broker.serve_aws_credentials("aws").unwrap();
-    let token = std::str::from_utf8(token.expose()).unwrap();
-    assert!(matches!(
-        fixture.broker.serve_aws_credentials("aws"),
-        Err(EndpointError::AlreadyServed)
-    ));
+    let token = &fixture.serve();
     let (status, _, body) = fixture.fetch(Some(token));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["AccessKeyId"], "ASIAFAKE000000000001");
@@ -302,8 +298,7 @@ fn a_permitted_fetch_gets_a_session_and_later_ones_reuse_it() {
 fn a_session_near_expiry_is_replaced() {
     // STS sessions that come back with under five minutes: each fetch needs a new one.
     let fixture = Fixture::new("refresh", PERMIT, Some(Duration::from_secs(240)));
-    let token = fixture.broker.serve_aws_credentials("aws").unwrap();
-    let token = std::str::from_utf8(token.expose()).unwrap();
+    let token = &fixture.serve();
     let (_, _, first) = fixture.fetch(Some(token));
     let (_, _, second) = fixture.fetch(Some(token));
     assert_eq!(first["Token"], "session-token-1");
@@ -314,8 +309,7 @@ fn a_session_near_expiry_is_replaced() {
 #[test]
 fn the_token_is_required() {
     let fixture = Fixture::new("token", PERMIT, None);
-    let token = fixture.broker.serve_aws_credentials("aws").unwrap();
-    let token = std::str::from_utf8(token.expose()).unwrap();
+    let token = &fixture.serve();
     let (status, error, body) = fixture.fetch(None);
     assert_eq!(
         (status, error.as_deref()),
@@ -351,8 +345,7 @@ rules:
 "#,
         None,
     );
-    let token = fixture.broker.serve_aws_credentials("aws").unwrap();
-    let token = std::str::from_utf8(token.expose()).unwrap();
+    let token = &fixture.serve();
     let (status, error, body) = fixture.fetch(Some(token));
     assert_eq!(status, 403);
     assert_eq!(error.as_deref(), Some("denied by rule \"no-aws\""));
@@ -374,8 +367,7 @@ rules:
 #[test]
 fn without_a_matching_rule_nothing_is_handed_out() {
     let fixture = Fixture::new("default-deny", "rules: []\n", None);
-    let token = fixture.broker.serve_aws_credentials("aws").unwrap();
-    let token = std::str::from_utf8(token.expose()).unwrap();
+    let token = &fixture.serve();
     let (status, error, _) = fixture.fetch(Some(token));
     assert_eq!((status, error.as_deref()), (403, Some("not allowed")));
 }

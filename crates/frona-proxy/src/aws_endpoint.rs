@@ -25,19 +25,17 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use bytes::Bytes;
 use frona_backends::registry::{Credential, CredentialKind};
-use frona_backends::{BackendKind, Revocation, Secret};
-use frona_policy::{AWS_CREDENTIALS_TOOL, Effect, IssueSpec, Request};
+use frona_backends::{BackendKind, Secret};
+use frona_broker::audit::{AuditEvent, AwsCredentials, Outcome, StsSession};
+use frona_broker::peer::Peer;
+use frona_broker::{Action, Broker, Call};
+use frona_policy::{AWS_CREDENTIALS_TOOL, IssueSpec};
 use http::StatusCode;
 use http::header::{self, HeaderValue};
-use http_body_util::{BodyExt as _, Full};
-use serde_json::{Map, Value, json};
 use zeroize::{Zeroize as _, Zeroizing};
 
-use crate::egress::{ERROR_HEADER, EgressBody};
-use crate::peer::Peer;
-use crate::server::Broker;
+use crate::http::{Body, Reason, Refusal, Response};
 
 /// The endpoint's path on the egress proxy's listener.
 pub const PATH: &str = "/frona/aws-credentials";
@@ -45,14 +43,9 @@ pub const PATH: &str = "/frona/aws-credentials";
 /// A session with this much or less left is not handed out again: a new one is issued.
 pub const REUSE_MARGIN: Duration = Duration::from_secs(5 * 60);
 
-/// The `kind` of the endpoint's audit records.
-const AUDIT_KIND: &str = "aws-credentials";
-
 /// Why the endpoint could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum EndpointError {
-    #[error("the AWS container credentials endpoint is served already in this session")]
-    AlreadyServed,
     #[error("no randomness for the endpoint's token: {0}")]
     Random(String),
 }
@@ -133,39 +126,16 @@ impl Session {
 
 /// The endpoint of this session: which credential it serves, the token, the last session.
 #[derive(Debug)]
-pub struct Endpoint {
+pub struct AwsEndpoint {
+    broker: Broker,
     credential: String,
     token: Token,
     /// Held while a session is issued, so that concurrent fetches make one `AssumeRole`.
     session: Mutex<Option<Session>>,
 }
 
-/// A refusal: status, `x-frona-error`, and the message of the JSON body.
-#[derive(Debug)]
-struct Refusal {
-    status: StatusCode,
-    header: String,
-    message: String,
-}
-
-impl Refusal {
-    fn new(status: StatusCode, header: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            header: header.into(),
-            message: message.into(),
-        }
-    }
-}
-
-fn body(bytes: impl Into<Bytes>) -> EgressBody {
-    Full::new(bytes.into())
-        .map_err(|never: std::convert::Infallible| match never {})
-        .boxed()
-}
-
-fn json_response(status: StatusCode, bytes: Vec<u8>) -> http::Response<EgressBody> {
-    let mut response = http::Response::new(body(bytes));
+fn json_response(status: StatusCode, bytes: Vec<u8>) -> Response {
+    let mut response = http::Response::new(Body::full(bytes));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(
@@ -176,24 +146,14 @@ fn json_response(status: StatusCode, bytes: Vec<u8>) -> http::Response<EgressBod
     response
 }
 
-/// A refusal as SDKs show it: `{"Code", "Message"}`, and `x-frona-error`.
-fn refused(refusal: Refusal) -> http::Response<EgressBody> {
-    let code = match refusal.status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "AccessDenied",
-        StatusCode::NOT_FOUND => "NotFound",
-        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowed",
-        _ => "ServiceUnavailable",
-    };
-    let text = json!({"Code": code, "Message": format!("frona: {}", refusal.message)});
-    let mut response = json_response(refusal.status, text.to_string().into_bytes());
-    let headers = response.headers_mut();
-    headers.insert("x-frona", HeaderValue::from_static("refused"));
-    headers.insert(
-        ERROR_HEADER,
-        HeaderValue::from_str(&refusal.header)
-            .unwrap_or_else(|_| HeaderValue::from_static("refused")),
-    );
-    response
+/// The answer at [`PATH`] when this session serves no AWS credentials.
+pub(crate) fn not_served() -> Response {
+    Refusal::new(
+        StatusCode::NOT_FOUND,
+        Reason::NotServed,
+        "this session serves no AWS credentials (`frona run --net proxy --aws-credential NAME`)",
+    )
+    .aws()
 }
 
 /// The credentials in the form the SDKs read; the secrets are copied only into the body.
@@ -229,196 +189,168 @@ fn expiration(expires: jiff::Timestamp) -> String {
         .to_string()
 }
 
-/// `denied by rule "NAME"` or `not allowed`, as the egress proxy says it.
-fn denial_header(rule: Option<&str>) -> String {
-    match rule {
-        Some(rule) if HeaderValue::from_str(rule).is_ok() => format!("denied by rule \"{rule}\""),
-        Some(_) => "denied by a rule".to_owned(),
-        None => "not allowed".to_owned(),
+/// The record of a fetch, filled in as it goes.
+fn record(
+    peer: Option<Peer>,
+    credential: &str,
+    decision: Outcome,
+    reason: String,
+) -> AwsCredentials {
+    AwsCredentials {
+        peer,
+        credentials: vec![credential.to_owned()],
+        role: None,
+        decision,
+        rule: None,
+        reason,
+        grant: None,
+        sts_session: None,
+        expires: None,
     }
 }
 
-impl Broker {
+impl AwsEndpoint {
     /// Serves STS sessions of the `aws-sts` credential named `credential` at [`PATH`] on the
-    /// egress proxy, from now on; returns the token the agent must present (for its
-    /// environment). Once per broker.
-    pub fn serve_aws_credentials(&self, credential: &str) -> Result<Secret, EndpointError> {
+    /// egress proxy; the token is what the agent must present (for its environment).
+    pub fn new(broker: Broker, credential: &str) -> Result<(Self, Secret), EndpointError> {
         let token = Token::generate()?;
         let exposed = Secret::from_string(token.expose().to_owned());
-        self.aws_endpoint
-            .set(Endpoint {
-                credential: credential.to_owned(),
-                token,
-                session: Mutex::new(None),
-            })
-            .map_err(|_| EndpointError::AlreadyServed)?;
-        Ok(exposed)
+        let endpoint = Self {
+            broker,
+            credential: credential.to_owned(),
+            token,
+            session: Mutex::new(None),
+        };
+        Ok((endpoint, exposed))
     }
 
     /// Answers a request for [`PATH`] that reached the egress proxy in origin form. Blocks
     /// (on a runtime worker, handed off with `block_in_place`) while the policy decides and STS
     /// issues.
-    pub(crate) fn aws_credentials<B>(
-        &self,
-        request: &http::Request<B>,
-        peer: Option<Peer>,
-    ) -> http::Response<EgressBody> {
-        let Some(endpoint) = self.aws_endpoint.get() else {
-            return refused(Refusal::new(
-                StatusCode::NOT_FOUND,
-                "not served",
-                "this session serves no AWS credentials (`frona run --net proxy --aws-credential NAME`)",
-            ));
-        };
+    pub(crate) fn handle<B>(&self, request: &http::Request<B>, peer: Option<Peer>) -> Response {
         if request.method() != http::Method::GET {
-            return refused(Refusal::new(
+            return Refusal::new(
                 StatusCode::METHOD_NOT_ALLOWED,
-                "method not allowed",
+                Reason::MethodNotAllowed,
                 format!("{PATH} answers GET only"),
-            ));
+            )
+            .aws();
         }
-        let mut peer_info = Map::new();
-        if let Some(p) = peer {
-            peer_info.insert("peer_pid".into(), p.pid.into());
-            peer_info.insert("peer_uid".into(), p.uid.into());
-        }
-        let mut record = peer_info.clone();
-        record.insert("kind".into(), AUDIT_KIND.into());
-        record.insert("credentials".into(), json!([endpoint.credential]));
         let token_refusal = match request.headers().get(header::AUTHORIZATION) {
             None => Some(Refusal::new(
                 StatusCode::UNAUTHORIZED,
-                "no token",
+                Reason::NoToken,
                 "send the session's token: `Authorization: $AWS_CONTAINER_AUTHORIZATION_TOKEN`",
             )),
-            Some(value) if !endpoint.token.matches(value.as_bytes()) => Some(Refusal::new(
+            Some(value) if !self.token.matches(value.as_bytes()) => Some(Refusal::new(
                 StatusCode::FORBIDDEN,
-                "wrong token",
+                Reason::WrongToken,
                 "the Authorization header is not this session's token",
             )),
             Some(_) => None,
         };
         if let Some(refusal) = token_refusal {
-            record.insert("decision".into(), "deny".into());
-            record.insert("rule".into(), Value::Null);
-            record.insert("reason".into(), refusal.message.clone().into());
-            self.submit_audit(record);
-            return refused(refusal);
+            let mut refused = record(
+                peer,
+                &self.credential,
+                Outcome::Deny,
+                refusal.message.clone(),
+            );
+            refused.rule = Some(None);
+            self.broker
+                .audit
+                .submit(&AuditEvent::AwsCredentials(refused));
+            return refusal.aws();
         }
-        let answer = tokio::task::block_in_place(|| self.aws_fetch(endpoint, record, &peer_info));
-        match answer {
+        match tokio::task::block_in_place(|| self.fetch(peer)) {
             Ok(bytes) => json_response(StatusCode::OK, bytes),
-            Err(refusal) => refused(refusal),
+            Err(refusal) => refusal.aws(),
         }
     }
 
     /// Decides one fetch, records it, and hands out a session (reused or new) as the body.
-    fn aws_fetch(
-        &self,
-        endpoint: &Endpoint,
-        mut record: Map<String, Value>,
-        peer_info: &Map<String, Value>,
-    ) -> Result<Vec<u8>, Refusal> {
-        let name = &endpoint.credential;
-        let fail = |mut record: Map<String, Value>, why: String| {
-            record.insert("decision".into(), "error".into());
-            record.insert("reason".into(), why.clone().into());
-            self.submit_audit(record);
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", why)
+    fn fetch(&self, peer: Option<Peer>) -> Result<Vec<u8>, Refusal> {
+        let name = &self.credential;
+        let audit = &self.broker.audit;
+        let fail = |why: String| {
+            audit.submit(&AuditEvent::AwsCredentials(record(
+                peer,
+                name,
+                Outcome::Error,
+                why.clone(),
+            )));
+            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, Reason::Unavailable, why)
         };
-        let credential = match self.config.registry.resolve(
-            name,
-            Some(&self.config.agent),
-            &self.config.proxy_cwd,
-        ) {
-            Ok(Some(c)) if c.kind == CredentialKind::AwsSts && c.backend == BackendKind::Aws => c,
-            Ok(Some(_)) => {
-                return Err(fail(
-                    record,
-                    format!(
-                        "credential `{name}` is no longer an aws-sts credential of the aws backend"
-                    ),
-                ));
+        let credentials = &self.broker.credentials;
+        let credential = match credentials.resolve(name, credentials.cwd()) {
+            Ok(c) if c.kind == CredentialKind::AwsSts && c.backend == BackendKind::Aws => c,
+            Ok(_) => {
+                return Err(fail(format!(
+                    "credential `{name}` is no longer an aws-sts credential of the aws backend"
+                )));
             }
-            Ok(None) => {
-                return Err(fail(
-                    record,
-                    format!("credential `{name}` is not registered"),
-                ));
-            }
-            Err(e) => return Err(fail(record, e.to_string())),
+            Err(e) => return Err(fail(e.to_string())),
         };
-        record.insert("role".into(), credential.path.clone().into());
-        let request = Request {
-            tool: AWS_CREDENTIALS_TOOL.to_owned(),
-            args: Vec::new(),
-            credentials: vec![name.clone()],
-            agent: self.config.agent.clone(),
-            time: jiff::Timestamp::now(),
-            sha256: None,
-            http: None,
-        };
-        let decision = self.evaluate(&request);
-        let (decision, grant) = self.settle(&request, decision, None, peer_info, |id, timeout| {
+        let call = Call::new(peer, Action::AwsCredentials, vec![name.clone()]);
+        let decision = self.broker.decider.decide(&call, |id, timeout| {
             tracing::info!(
                 "an AWS credentials fetch waits up to {}s for `frona approve {id}`",
                 timeout.as_secs()
             );
         });
-        record.insert("decision".into(), json!(decision.effect));
-        record.insert("rule".into(), json!(decision.rule));
-        record.insert("reason".into(), decision.reason.clone().into());
-        record.insert("grant".into(), json!(grant));
-        if decision.effect != Effect::Permit {
-            self.submit_audit(record);
-            let by = decision
-                .rule
-                .as_ref()
-                .map(|r| format!(" by rule `{r}`"))
-                .unwrap_or_default();
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                denial_header(decision.rule.as_deref()),
-                format!("denied{by}: {}", decision.reason),
+        let mut decided = record(peer, name, decision.effect.into(), decision.reason.clone());
+        decided.role = Some(credential.path.clone());
+        decided.rule = Some(decision.rule.clone());
+        decided.grant = Some(decision.grant.clone());
+        if !decision.permitted() {
+            audit.submit(&AuditEvent::AwsCredentials(decided));
+            return Err(Refusal::forbidden(
+                decision.rule.as_deref(),
+                decision.refusal(),
             ));
         }
-        let issue = decision.issue.clone().unwrap_or_default();
+        let issue = decision.issue();
         let key = SessionKey {
             rule: decision.rule.clone(),
             issue: issue.clone(),
             credential: credential.clone(),
         };
         // One fetch at a time from here: concurrent SDKs share one new session.
-        let mut slot = endpoint.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.session.lock().unwrap_or_else(|p| p.into_inner());
         let reuse = slot
             .as_ref()
             .filter(|s| s.reusable(&key, jiff::Timestamp::now()))
             .map(|s| s.expires);
-        record.insert(
-            "sts_session".into(),
-            if reuse.is_some() { "reused" } else { "new" }.into(),
-        );
-        if let Some(expires) = reuse {
-            record.insert("expires".into(), expiration(expires).into());
-        }
+        decided.sts_session = Some(if reuse.is_some() {
+            StsSession::Reused
+        } else {
+            StsSession::New
+        });
+        decided.expires = reuse.map(expiration);
         // Durable before a credential is handed out: no audit, no credential.
-        if !self.audit(record) {
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "audit log unavailable",
-                "the audit log cannot be written; failing closed",
-            ));
+        if !audit.recorded(&AuditEvent::AwsCredentials(decided)) {
+            return Err(Refusal::audit_unavailable());
         }
         if reuse.is_none() {
             *slot = Some(self.assume_role(credential, issue, key)?);
         }
         let session = slot.as_ref().ok_or_else(|| {
-            Refusal::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "no session")
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Reason::Unavailable,
+                "no session",
+            )
         })?;
-        credentials_body(session).map_err(|e| {
-            self.issue_failed(AWS_CREDENTIALS_TOOL, &e);
-            Refusal::new(StatusCode::BAD_GATEWAY, "issue failed", e)
-        })
+        credentials_body(session).map_err(|e| self.issue_failed(e))
+    }
+
+    /// Records that a permitted fetch got no session; the refusal to answer with.
+    fn issue_failed(&self, message: String) -> Refusal {
+        self.broker.audit.submit(&AuditEvent::IssueFailed {
+            tool: AWS_CREDENTIALS_TOOL.to_owned(),
+            reason: message.clone(),
+        });
+        Refusal::new(StatusCode::BAD_GATEWAY, Reason::IssueFailed, message)
     }
 
     /// A new STS session of `credential`'s role through the dynamic-credential path.
@@ -428,32 +360,24 @@ impl Broker {
         issue: IssueSpec,
         key: SessionKey,
     ) -> Result<Session, Refusal> {
-        let failed = |message: String| {
-            self.issue_failed(AWS_CREDENTIALS_TOOL, &message);
-            Refusal::new(StatusCode::BAD_GATEWAY, "issue failed", message)
+        let credentials = &self.broker.credentials;
+        let issued = match credentials.prepare(vec![credential], &issue, true) {
+            Ok(frona_broker::credentials::Ready::Issued(issued)) => issued,
+            Ok(frona_broker::credentials::Ready::WouldBlock) => {
+                return Err(self.issue_failed("the credential could not be prepared".into()));
+            }
+            Err(e) => return Err(self.issue_failed(e.to_string())),
         };
-        let prepared = self
-            .prepare_with(vec![credential], issue, true)
-            .map_err(failed)?
-            .ok_or_else(|| failed("the credential could not be prepared".into()))?;
         // STS sessions cannot be revoked: they expire, and were never journalled. Anything
         // else is not what this endpoint serves, and is taken back at once.
-        let mut expires: Option<jiff::Timestamp> = None;
-        let mut revocable = Vec::new();
-        for (lease, journal) in prepared.revocations {
-            if lease.revocation == Revocation::Expires {
-                expires = Some(expires.map_or(lease.expires, |e| e.min(lease.expires)));
-            } else {
-                revocable.push((lease, journal));
-            }
-        }
+        let (expires, revocable) = issued.leases.split_unrevocable();
         if !revocable.is_empty() {
-            self.revoke_all(revocable);
-            return Err(failed(
-                "the backend issued something other than an STS session".into(),
-            ));
+            credentials.revoke(revocable);
+            return Err(
+                self.issue_failed("the backend issued something other than an STS session".into())
+            );
         }
-        let mut env = prepared.env;
+        let mut env = issued.values;
         let mut take = |var: &str| {
             env.iter()
                 .position(|(name, _)| name == var)
@@ -474,7 +398,7 @@ impl Broker {
                     expires,
                 })
             }
-            _ => Err(failed(
+            _ => Err(self.issue_failed(
                 "the backend did not return an STS session (key id, secret key, token)".into(),
             )),
         }

@@ -11,13 +11,11 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use frona_broker::audit::{Audit, AuditEvent, EgressClose};
+use frona_broker::peer::Peer;
 use frona_policy::network::Target;
 use hyper_util::rt::TokioIo;
-use serde_json::Map;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
-use crate::peer::Peer;
-use crate::server::Broker;
 
 /// A connection counting the bytes written to it and read from it. Counted here rather than
 /// taken from `copy_bidirectional`'s result, which has no counts when the copy ends in an
@@ -112,87 +110,86 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
     }
 }
 
-/// Counts a tunnel among the broker's open ones for as long as it lives (also when its task
-/// is dropped).
-pub(crate) struct Open<'a>(&'a AtomicUsize);
+/// The `CONNECT` tunnels open now, copied or terminated: at exit, those closing get the moment
+/// they need to write their `egress-close` records ([`Tunnels::wait`]).
+#[derive(Clone, Debug, Default)]
+pub struct Tunnels(Arc<AtomicUsize>);
 
-impl<'a> Open<'a> {
-    pub(crate) fn new(count: &'a AtomicUsize) -> Self {
-        count.fetch_add(1, Ordering::SeqCst);
-        Self(count)
+impl Tunnels {
+    /// Counts a tunnel as open for as long as the guard lives (also when its task is dropped).
+    pub(crate) fn open(&self) -> Open {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Open(Arc::clone(&self.0))
+    }
+
+    /// Waits until no tunnel is open, or `limit` has passed.
+    pub fn wait(&self, limit: std::time::Duration) {
+        let deadline = Instant::now() + limit;
+        while self.0.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 
-impl Drop for Open<'_> {
+/// One open tunnel ([`Tunnels::open`]).
+pub(crate) struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-impl Broker {
-    /// Copies bytes both ways between the agent's end of a `CONNECT` tunnel and `upstream`
-    /// until both sides are done, then audits `kind: egress-close` with `host`, `port`,
-    /// `bytes_up` (agent to upstream), `bytes_down`, `duration_ms`, the caller, and `error`
-    /// when the copy ended in one.
-    pub(super) async fn copy_tunnel(
-        &self,
-        client: hyper::upgrade::Upgraded,
-        upstream: tokio::net::TcpStream,
-        host: &str,
-        port: u16,
-        peer: Option<Peer>,
-    ) {
-        let started = Instant::now();
-        let _open = Open::new(&self.tunnels);
-        let mut client = TokioIo::new(client);
-        let (mut upstream, counts) = Counted::new(upstream);
-        let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
-        let error = copied.err().map(|e| e.to_string());
-        self.audit_tunnel_close(
-            host,
-            port,
-            (counts.written(), counts.read()),
-            started,
-            error,
-            peer,
-            false,
-        );
-    }
+/// Copies bytes both ways between the agent's end of a `CONNECT` tunnel and `upstream` until
+/// both sides are done, then audits `kind: egress-close` with `host`, `port`, `bytes_up`
+/// (agent to upstream), `bytes_down`, `duration_ms`, the caller, and `error` when the copy
+/// ended in one.
+pub(crate) async fn copy(
+    audit: &Audit,
+    tunnels: &Tunnels,
+    client: hyper::upgrade::Upgraded,
+    upstream: tokio::net::TcpStream,
+    host: &str,
+    port: u16,
+    peer: Option<Peer>,
+) {
+    let started = Instant::now();
+    let _open = tunnels.open();
+    let mut client = TokioIo::new(client);
+    let (mut upstream, counts) = Counted::new(upstream);
+    let copied = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    let error = copied.err().map(|e| e.to_string());
+    audit.submit(&closed(
+        host,
+        port,
+        (counts.written(), counts.read()),
+        started,
+        error,
+        peer,
+        false,
+    ));
+}
 
-    /// Audits `kind: egress-close` for a tunnel to `host:port` that moved `(up, down)` bytes
-    /// (from the agent, to the agent) since `started`; `terminated` when frona terminated its
-    /// TLS.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn audit_tunnel_close(
-        &self,
-        host: &str,
-        port: u16,
-        (up, down): (u64, u64),
-        started: Instant,
-        error: Option<String>,
-        peer: Option<Peer>,
-        terminated: bool,
-    ) {
-        let mut record = Map::new();
-        record.insert("kind".into(), "egress-close".into());
+/// The `kind: egress-close` record of a tunnel to `host:port` that moved `(up, down)` bytes
+/// (from the agent, to the agent) since `started`; `terminated` when frona terminated its TLS.
+pub(crate) fn closed(
+    host: &str,
+    port: u16,
+    (up, down): (u64, u64),
+    started: Instant,
+    error: Option<String>,
+    peer: Option<Peer>,
+    terminated: bool,
+) -> AuditEvent {
+    AuditEvent::EgressClose(EgressClose {
+        peer,
         // As the `egress` record names it (lower case, IPv6 in brackets).
-        let host = Target::parse(host).map_or_else(|| host.to_owned(), |t| t.to_string());
-        record.insert("host".into(), host.into());
-        record.insert("port".into(), port.into());
-        record.insert("bytes_up".into(), up.into());
-        record.insert("bytes_down".into(), down.into());
-        let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        record.insert("duration_ms".into(), elapsed.into());
-        if terminated {
-            record.insert("terminated".into(), true.into());
-        }
-        if let Some(error) = error {
-            record.insert("error".into(), error.into());
-        }
-        if let Some(p) = peer {
-            record.insert("peer_pid".into(), p.pid.into());
-            record.insert("peer_uid".into(), p.uid.into());
-        }
-        self.submit_audit(record);
-    }
+        host: Target::parse(host).map_or_else(|| host.to_owned(), |t| t.to_string()),
+        port,
+        bytes_up: up,
+        bytes_down: down,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        terminated,
+        error,
+    })
 }

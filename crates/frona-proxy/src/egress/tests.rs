@@ -3,22 +3,18 @@
 //! callers outside the agent's tree), with the audit records they leave.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{IpAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::AtomicI32;
-use std::time::Duration;
+use std::pin::Pin;
 
-use frona_backends::registry::Registry;
 use frona_policy::PolicySet;
 use frona_policy::network::HostPattern;
 
 use super::*;
-use crate::audit::AuditLog;
-use crate::grants::Grants;
-use crate::server::BrokerConfig;
+use crate::http::ERROR_HEADER;
 
 #[derive(Debug, Default)]
 struct FakeResolver(HashMap<String, Vec<IpAddr>>);
@@ -39,7 +35,7 @@ impl Resolve for FakeResolver {
 struct Fixture {
     dir: PathBuf,
     socket: PathBuf,
-    broker: Arc<Broker>,
+    broker: Broker,
 }
 
 impl Drop for Fixture {
@@ -68,22 +64,12 @@ fn fixture(
             .map(|p| HostPattern::parse(p).unwrap())
             .collect(),
     );
-    let broker = Broker::new(BrokerConfig {
-        agent: "default".into(),
-        session: "test".into(),
+    let broker = crate::testing::broker(
+        &dir,
         policy,
-        registry: Registry::new(dir.join("credentials.yaml")),
-        backends: HashMap::new(),
-        audit: AuditLog::open(&dir.join("audit.jsonl")).unwrap(),
-        grants: Grants::open(&dir.join("grants.redb")).unwrap(),
-        agent_root: Arc::new(AtomicI32::new(root.unwrap_or(std::process::id() as i32))),
-        tool_env: Vec::new(),
-        tool_launcher: None,
-        cache_ttl: Duration::from_secs(60),
-        backend_timeout: Duration::from_secs(5),
-        proxy_cwd: dir.clone(),
-    })
-    .unwrap();
+        HashMap::new(),
+        root.unwrap_or(std::process::id() as i32),
+    );
     let resolver = FakeResolver(
         names
             .iter()
@@ -98,10 +84,10 @@ fn fixture(
     let socket = dir.join("egress.sock");
     let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
     listener.set_nonblocking(true).unwrap();
-    let serving = Arc::clone(&broker);
+    let egress = Arc::new(Egress::new(broker.clone(), Arc::new(resolver)));
     broker.runtime().spawn(async move {
         let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-        serve(serving, listener, Arc::new(resolver)).await;
+        serve(egress, listener).await;
     });
     Fixture {
         dir,
@@ -142,7 +128,7 @@ impl Fixture {
 
     fn audit(&self) -> Vec<serde_json::Value> {
         self.broker.finish();
-        crate::audit::read(&self.dir.join("audit.jsonl")).unwrap()
+        frona_broker::audit::read(&self.dir.join("audit.jsonl")).unwrap()
     }
 }
 

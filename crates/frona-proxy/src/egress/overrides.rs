@@ -8,7 +8,7 @@ use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-use super::{Resolve, SystemResolver};
+use super::resolve::{Resolve, SystemResolver};
 
 /// Why a `HOST=ADDR` override was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -1,0 +1,97 @@
+//! A call to decide, whichever front end it came through: who makes it, what it does, which
+//! credentials it asks for, and why (the agent says). [`Call::request`] is what the policy sees.
+
+use frona_policy::{AWS_CREDENTIALS_TOOL, HTTP_TOOL, HttpCall, Request};
+
+use crate::peer::Peer;
+
+/// One call for the [`crate::Decider`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Call {
+    /// The caller, when the front end knows it (`None`: frona's own user, `frona call`).
+    pub peer: Option<Peer>,
+    pub action: Action,
+    pub credentials: Vec<String>,
+    /// The agent's stated reason: untrusted text, shown to a human only escaped.
+    pub reason: Option<String>,
+    pub time: jiff::Timestamp,
+}
+
+/// What a call does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Run a tool (or hand its credentials to the agent): the program as the agent named it,
+    /// its arguments, and the binary's SHA-256 when a policy pins binaries.
+    Tool {
+        tool: String,
+        args: Vec<String>,
+        sha256: Option<String>,
+    },
+    /// An HTTPS request: the method, the host, the percent-decoded path.
+    Http {
+        method: String,
+        host: String,
+        path: String,
+    },
+    /// A fetch at the AWS container credentials endpoint.
+    AwsCredentials,
+}
+
+impl Call {
+    /// A call made now.
+    pub fn new(peer: Option<Peer>, action: Action, credentials: Vec<String>) -> Self {
+        Self {
+            peer,
+            action,
+            credentials,
+            reason: None,
+            time: jiff::Timestamp::now(),
+        }
+    }
+
+    /// The tool name rules and grants match: the program's name, [`HTTP_TOOL`] or
+    /// [`AWS_CREDENTIALS_TOOL`].
+    pub fn tool_name(&self) -> &str {
+        match &self.action {
+            Action::Tool { tool, .. } => tool.rsplit('/').next().unwrap_or(tool),
+            Action::Http { .. } => HTTP_TOOL,
+            Action::AwsCredentials => AWS_CREDENTIALS_TOOL,
+        }
+    }
+
+    /// The arguments an approval shows (an HTTP call's method and URL).
+    pub fn args(&self) -> Vec<String> {
+        self.request(String::new()).args
+    }
+
+    /// The policy's request for this call by `agent`. An HTTP call is tool [`HTTP_TOOL`] with
+    /// the method and the URL as its arguments (so that `args` conditions work too), and its
+    /// method, host and path.
+    pub fn request(&self, agent: String) -> Request {
+        let (tool, args, sha256, http) = match &self.action {
+            Action::Tool { tool, args, sha256 } => {
+                (tool.clone(), args.clone(), sha256.clone(), None)
+            }
+            Action::Http { method, host, path } => (
+                HTTP_TOOL.to_owned(),
+                vec![method.clone(), format!("https://{host}{path}")],
+                None,
+                Some(HttpCall {
+                    method: method.clone(),
+                    host: host.clone(),
+                    path: path.clone(),
+                }),
+            ),
+            Action::AwsCredentials => (AWS_CREDENTIALS_TOOL.to_owned(), Vec::new(), None, None),
+        };
+        Request {
+            tool,
+            args,
+            credentials: self.credentials.clone(),
+            agent,
+            time: self.time,
+            sha256,
+            http,
+        }
+    }
+}
