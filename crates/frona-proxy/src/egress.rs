@@ -8,7 +8,7 @@
 //!   the name resolved, every address checked, and on success the proxy connects to a checked
 //!   address, answers `200` and copies bytes both ways. It never sees inside the tunnel; when
 //!   the tunnel closes it audits how many bytes went each way (`kind: egress-close`,
-//!   `tunnel.rs`).
+//!   `crate::tunnel`).
 //! - Absolute-form requests (`GET http://host[:port]/path`) for plain HTTP: decided the same
 //!   way and forwarded with hop-by-hop and proxy headers dropped and `Host` set from the URL,
 //!   so that a request cannot name a different virtual host than the one decided on.
@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use frona_broker::Broker;
-use frona_broker::audit::{Audit, AuditEvent, Outcome};
+use frona_broker::audit::{AuditEvent, Outcome};
 use frona_broker::peer::Peer;
 use frona_policy::network::{EgressDecision, EgressRequest, Target};
 use http::header::{self, HeaderValue};
@@ -49,19 +49,17 @@ use crate::aws_endpoint::AwsEndpoint;
 use crate::http::upstream::{self, Checked};
 use crate::http::{Body, Reason, Refusal, Response, forwardable};
 use crate::intercept::Intercept;
+use crate::tunnel::{self, Tunnels};
 
 // Handing the agent's listening socket over from frona's init helper.
 mod listener;
 // `--proxy-resolve HOST=ADDR` (frona run).
 mod overrides;
 mod resolve;
-// `CONNECT` tunnels copied byte for byte, and their `kind: egress-close` records.
-pub(crate) mod tunnel;
 
 pub use listener::serve_handed_over;
 pub use overrides::{OverrideError, StaticOverrides, parse_override};
 pub use resolve::{Resolve, SystemResolver};
-pub use tunnel::Tunnels;
 
 /// Connections served at once; more are closed unanswered.
 pub const MAX_CONNECTIONS: usize = 512;
@@ -110,25 +108,6 @@ fn host_and_port(uri: &Uri, default_port: Option<u16>) -> Option<(String, u16)> 
     }
     let port = authority.port_u16().or(default_port)?;
     Some((authority.host().to_owned(), port))
-}
-
-/// Connects to a checked address for `what`; a failure is audited (`kind: egress-error`) and
-/// answered `502`.
-pub(crate) async fn connect(
-    audit: &Audit,
-    to: &Checked,
-    what: &str,
-) -> Result<tokio::net::TcpStream, Response> {
-    upstream::connect(to).await.map_err(|last| {
-        audit.submit(&AuditEvent::EgressError {
-            reason: format!("{what}: {last}"),
-        });
-        answer(
-            StatusCode::BAD_GATEWAY,
-            Reason::UpstreamUnreachable,
-            &format!("{what}: cannot connect: {last}"),
-        )
-    })
 }
 
 impl Egress {
@@ -311,10 +290,11 @@ impl Egress {
                 });
                 return http::Response::new(Body::empty());
             }
-            let upstream = match connect(&self.broker.audit, &checked, &what).await {
-                Ok(stream) => stream,
-                Err(response) => return response,
-            };
+            let upstream =
+                match upstream::connect_audited(&self.broker.audit, &checked, &what).await {
+                    Ok(stream) => stream,
+                    Err(response) => return response,
+                };
             // Copied byte for byte; `kind: egress-close` with the counts when it ends.
             let egress = Arc::clone(self);
             tokio::spawn(async move {
@@ -387,7 +367,7 @@ impl Egress {
                 peer,
             );
         }
-        let upstream = match connect(&self.broker.audit, &checked, &what).await {
+        let upstream = match upstream::connect_audited(&self.broker.audit, &checked, &what).await {
             Ok(stream) => stream,
             Err(response) => return response,
         };

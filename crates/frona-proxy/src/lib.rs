@@ -7,6 +7,7 @@
 //! - [`intercept`]: credentials bound to hosts, which the agent holds only as placeholders that
 //!   the egress proxy swaps for the value in TLS it terminates.
 //! - [`aws_endpoint`]: the AWS SDKs' container credentials endpoint on the egress proxy.
+//! - [`tunnel`]: `CONNECT` tunnels, copied or terminated: their byte counts and records.
 //! - [`http`]: what they share: the body type, refusals, header rules, the path check, and
 //!   the only ways out (`http/upstream.rs`).
 
@@ -18,3 +19,4 @@ pub mod http;
 pub mod intercept;
 #[cfg(test)]
 mod testing;
+pub mod tunnel;

@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use frona_broker::audit::{Audit, AuditEvent};
+use http::StatusCode;
 use hyper_util::rt::TokioIo;
+
+use super::{Reason, Refusal, Response};
 
 /// How long connecting to one address may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -46,6 +50,26 @@ pub async fn connect(to: &Checked) -> Result<tokio::net::TcpStream, String> {
         }
     }
     Err(last)
+}
+
+/// [`connect`] for `what` (`CONNECT host:port`), a failure audited (`kind: egress-error`)
+/// and answered `502`.
+pub async fn connect_audited(
+    audit: &Audit,
+    to: &Checked,
+    what: &str,
+) -> Result<tokio::net::TcpStream, Response> {
+    connect(to).await.map_err(|last| {
+        audit.submit(&AuditEvent::EgressError {
+            reason: format!("{what}: {last}"),
+        });
+        Refusal::new(
+            StatusCode::BAD_GATEWAY,
+            Reason::UpstreamUnreachable,
+            format!("{what}: cannot connect: {last}"),
+        )
+        .text_closing()
+    })
 }
 
 /// TLS to `host` over `tcp`, verified with `config` (the system roots).

@@ -18,11 +18,11 @@ use hyper_util::rt::TokioIo;
 
 use super::Intercept;
 use super::swap::{swap_headers, swap_query};
-use crate::egress::tunnel::{Counted, Counts, Tunnels, closed};
 use crate::http::upstream::{self, Checked};
 use crate::http::{
     Body, Reason, Refusal, Response, checked_path, forwardable, redacted_headers, redacted_text,
 };
+use crate::tunnel::{Counted, Counts, Tunnels, closed};
 
 /// How long a terminated tunnel may wait for the agent's next request.
 const IDLE: Duration = Duration::from_secs(60);
@@ -350,7 +350,7 @@ impl Intercept {
         tunnel: &Tunnel,
     ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
         let what = format!("CONNECT {}:{}", tunnel.host, tunnel.port);
-        let tcp = crate::egress::connect(&self.broker.audit, &tunnel.to, &what)
+        let tcp = upstream::connect_audited(&self.broker.audit, &tunnel.to, &what)
             .await
             .map_err(|_| "cannot connect".to_owned())?;
         let tls = upstream::tls(tcp, &tunnel.host, Arc::clone(&self.tls.upstream)).await?;
