@@ -405,7 +405,7 @@ impl Credentials {
             self.audit.recorded(&AuditEvent::Revoke(Revoke {
                 credential: lease.credential,
                 ok: result.is_ok(),
-                error: result.err(),
+                error: result.err().map(|e| e.to_string()),
                 orphan_of_session: None,
                 expired: false,
             }));
@@ -433,7 +433,7 @@ impl Credentials {
                     (true, None, true)
                 } else {
                     let result = self.revoke_lease(&lease);
-                    (result.is_ok(), result.err(), false)
+                    (result.is_ok(), result.err().map(|e| e.to_string()), false)
                 };
                 self.audit.recorded(&AuditEvent::Revoke(Revoke {
                     credential: lease.credential.clone(),
@@ -446,14 +446,12 @@ impl Credentials {
         }
     }
 
-    fn revoke_lease(&self, lease: &Lease) -> Result<(), String> {
-        match self.backends.get(&lease.backend) {
-            Some(backend) => self
-                .runtime
-                .block_on(backend.revoke(&lease.revocation))
-                .map_err(|e| e.to_string()),
-            None => Err(CredentialError::NotConfigured(lease.backend).to_string()),
-        }
+    fn revoke_lease(&self, lease: &Lease) -> Result<(), CredentialError> {
+        let backend = self
+            .backends
+            .get(&lease.backend)
+            .ok_or(CredentialError::NotConfigured(lease.backend))?;
+        Ok(self.runtime.block_on(backend.revoke(&lease.revocation))?)
     }
 
     /// `texts` with every value handed out so far (and its encodings) replaced.

@@ -28,6 +28,7 @@ use std::time::Duration;
 use frona_backends::registry::{Credential, CredentialKind};
 use frona_backends::{BackendKind, Secret};
 use frona_broker::audit::{AuditEvent, AwsCredentials, Outcome, StsSession};
+use frona_broker::credentials::{CredentialError, Ready};
 use frona_broker::peer::Peer;
 use frona_broker::{Action, Broker, Call};
 use frona_policy::{AWS_CREDENTIALS_TOOL, IssueSpec};
@@ -157,7 +158,22 @@ pub(crate) fn not_served() -> Response {
 }
 
 /// The credentials in the form the SDKs read; the secrets are copied only into the body.
-fn credentials_body(session: &Session) -> Result<Vec<u8>, String> {
+/// Why a permitted fetch got no session.
+#[derive(Debug, thiserror::Error)]
+enum IssueError {
+    #[error(transparent)]
+    Credential(#[from] frona_broker::credentials::CredentialError),
+    #[error("the backend issued something other than an STS session")]
+    NotSts,
+    #[error("the backend did not return an STS session (key id, secret key, token)")]
+    Incomplete,
+    #[error("STS returned a credential that is not UTF-8")]
+    NotUtf8,
+    #[error("the STS session cannot be encoded")]
+    Encode(#[source] serde_json::Error),
+}
+
+fn credentials_body(session: &Session) -> Result<Vec<u8>, IssueError> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         #[serde(rename = "AccessKeyId")]
@@ -169,9 +185,8 @@ fn credentials_body(session: &Session) -> Result<Vec<u8>, String> {
         #[serde(rename = "Expiration")]
         expiration: String,
     }
-    fn text(secret: &Secret) -> Result<&str, String> {
-        std::str::from_utf8(secret.expose())
-            .map_err(|_| "STS returned a credential that is not UTF-8".to_owned())
+    fn text(secret: &Secret) -> Result<&str, IssueError> {
+        std::str::from_utf8(secret.expose()).map_err(|_| IssueError::NotUtf8)
     }
     let body = Body {
         access_key_id: text(&session.access_key_id)?,
@@ -179,7 +194,7 @@ fn credentials_body(session: &Session) -> Result<Vec<u8>, String> {
         token: text(&session.token)?,
         expiration: expiration(session.expires),
     };
-    serde_json::to_vec(&body).map_err(|e| e.to_string())
+    serde_json::to_vec(&body).map_err(IssueError::Encode)
 }
 
 /// `2026-01-05T12:15:00Z`: whole seconds (rounded down), UTC.
@@ -341,11 +356,12 @@ impl AwsEndpoint {
                 "no session",
             )
         })?;
-        credentials_body(session).map_err(|e| self.issue_failed(e))
+        credentials_body(session).map_err(|e| self.issue_failed(&e))
     }
 
     /// Records that a permitted fetch got no session; the refusal to answer with.
-    fn issue_failed(&self, message: String) -> Refusal {
+    fn issue_failed(&self, error: &IssueError) -> Refusal {
+        let message = frona_sandbox::error_chain(error);
         self.broker.audit.submit(&AuditEvent::IssueFailed {
             tool: AWS_CREDENTIALS_TOOL.to_owned(),
             reason: message.clone(),
@@ -362,20 +378,18 @@ impl AwsEndpoint {
     ) -> Result<Session, Refusal> {
         let credentials = &self.broker.credentials;
         let issued = match credentials.prepare(vec![credential], &issue, true) {
-            Ok(frona_broker::credentials::Ready::Issued(issued)) => issued,
-            Ok(frona_broker::credentials::Ready::WouldBlock) => {
-                return Err(self.issue_failed("the credential could not be prepared".into()));
+            Ok(Ready::Issued(issued)) => issued,
+            Ok(Ready::WouldBlock) => {
+                return Err(self.issue_failed(&CredentialError::NotPrepared.into()));
             }
-            Err(e) => return Err(self.issue_failed(e.to_string())),
+            Err(e) => return Err(self.issue_failed(&e.into())),
         };
         // STS sessions cannot be revoked: they expire, and were never journalled. Anything
         // else is not what this endpoint serves, and is taken back at once.
         let (expires, revocable) = issued.leases.split_unrevocable();
         if !revocable.is_empty() {
             credentials.revoke(revocable);
-            return Err(
-                self.issue_failed("the backend issued something other than an STS session".into())
-            );
+            return Err(self.issue_failed(&IssueError::NotSts));
         }
         let mut env = issued.values;
         let mut take = |var: &str| {
@@ -398,9 +412,7 @@ impl AwsEndpoint {
                     expires,
                 })
             }
-            _ => Err(self.issue_failed(
-                "the backend did not return an STS session (key id, secret key, token)".into(),
-            )),
+            _ => Err(self.issue_failed(&IssueError::Incomplete)),
         }
     }
 }

@@ -26,8 +26,8 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use crate::http::{
-    Body, Reason, Refusal, Response, checked_path, forwardable, redacted_error, redacted_headers,
-    upstream,
+    Body, PathError, Reason, Refusal, Response, checked_path, forwardable, redacted_error,
+    redacted_headers, upstream,
 };
 
 /// The largest request body the proxy forwards.
@@ -37,6 +37,51 @@ const MAX_HEADERS: usize = 64 * 1024;
 
 /// Names the credential whose route an upstream URL target (`/https://…`) should take.
 pub const CREDENTIAL_HEADER: &str = "x-frona-credential";
+
+/// Why `METHOD URL` is not a call the proxy would make ([`call_for_url`]).
+#[derive(Debug, thiserror::Error)]
+pub enum UrlError {
+    #[error("`{0}` is not an HTTP method")]
+    Method(String),
+    #[error("`{url}` is not a URL")]
+    Url {
+        url: String,
+        #[source]
+        source: url::ParseError,
+    },
+    #[error("`{0}` is not an https:// URL")]
+    NotHttps(String),
+    #[error(transparent)]
+    Path(#[from] PathError),
+}
+
+/// Why no route answers a request.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    #[error(transparent)]
+    Registry(#[from] frona_backends::registry::RegistryError),
+    #[error("no credential{} has a route for `{url}`", credential.as_ref().map(|c| format!(" `{c}`")).unwrap_or_default())]
+    NoRoute {
+        url: String,
+        credential: Option<String>,
+    },
+}
+
+/// Why a permitted request did not get an answer from its upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    #[error("the credential is not a valid header value")]
+    NotAHeaderValue,
+    #[error("bad upstream URL")]
+    Url(#[source] url::ParseError),
+    #[error("the request would leave the route's host")]
+    LeavesHost,
+    #[error("frona cannot make HTTPS requests: {0}")]
+    NoClient(String),
+    /// The upstream's error, its text redacted of every form of the value.
+    #[error("upstream `{host}`: {message}")]
+    Upstream { host: String, message: String },
+}
 
 /// A request for the proxy, its body already read.
 #[derive(Debug)]
@@ -104,13 +149,16 @@ fn http_call(
 
 /// The call the proxy would make for `METHOD URL` (for `frona policy explain --http`): the
 /// method checked, the path as written (so that `%2e%2e` is refused as the proxy refuses it).
-pub fn call_for_url(method: &str, url: &str, credential: String) -> Result<Call, String> {
+pub fn call_for_url(method: &str, url: &str, credential: String) -> Result<Call, UrlError> {
     let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
-        .map_err(|_| format!("`{method}` is not an HTTP method"))?;
-    let parsed = url::Url::parse(url).map_err(|e| format!("`{url}` is not a URL: {e}"))?;
+        .map_err(|_| UrlError::Method(method.to_owned()))?;
+    let parsed = url::Url::parse(url).map_err(|source| UrlError::Url {
+        url: url.to_owned(),
+        source,
+    })?;
     let host = match (parsed.scheme(), parsed.host_str()) {
         ("https", Some(host)) => host,
-        _ => return Err(format!("`{url}` is not an https:// URL")),
+        _ => return Err(UrlError::NotHttps(url.to_owned())),
     };
     // The path as written: `Url` would resolve dot segments the proxy refuses.
     let raw = url.trim_matches(|c: char| c <= ' ')["https://".len()..]
@@ -169,9 +217,9 @@ impl CredentialProxy {
     }
 
     /// The credential registered for route `name`, as this agent sees it.
-    fn route(&self, name: &str) -> Result<Option<Credential>, String> {
+    fn route(&self, name: &str) -> Result<Option<Credential>, RouteError> {
         let credentials = &self.broker.credentials;
-        let listed = credentials.registry().list().map_err(|e| e.to_string())?;
+        let listed = credentials.registry().list()?;
         let Some(credential) = listed
             .iter()
             .find(|c| c.route.as_ref().is_some_and(|r| r.name == name))
@@ -194,13 +242,8 @@ impl CredentialProxy {
     /// `/ROUTE/REST` for an upstream URL given as the target `/https://host/path?query` (what
     /// `frona call URL` sends): the registered route whose upstream is the longest prefix of
     /// the URL, among those of `credential` when named.
-    fn target_for_url(&self, url: &str, credential: Option<&str>) -> Result<String, String> {
-        let listed = self
-            .broker
-            .credentials
-            .registry()
-            .list()
-            .map_err(|e| e.to_string())?;
+    fn target_for_url(&self, url: &str, credential: Option<&str>) -> Result<String, RouteError> {
+        let listed = self.broker.credentials.registry().list()?;
         let best = listed
             .iter()
             .filter(|c| credential.is_none_or(|name| c.name == name))
@@ -221,10 +264,10 @@ impl CredentialProxy {
                 route.name,
                 if rest.starts_with('/') { "" } else { "/" }
             )),
-            None => Err(format!(
-                "no credential{} has a route for `{url}`",
-                credential.map(|c| format!(" `{c}`")).unwrap_or_default()
-            )),
+            None => Err(RouteError::NoRoute {
+                url: url.to_owned(),
+                credential: credential.map(str::to_owned),
+            }),
         }
     }
 
@@ -240,7 +283,7 @@ impl CredentialProxy {
                 .map(str::to_owned);
             match self.target_for_url(url, credential.as_deref()) {
                 Ok(target) => request.target = target,
-                Err(e) => return refused(StatusCode::NOT_FOUND, Reason::NotFound, e),
+                Err(e) => return refused(StatusCode::NOT_FOUND, Reason::NotFound, e.to_string()),
             }
         }
         request.headers.remove(CREDENTIAL_HEADER);
@@ -275,7 +318,13 @@ impl CredentialProxy {
                     format!("no credential is registered with route `{route_name}`"),
                 );
             }
-            Err(e) => return refused(StatusCode::INTERNAL_SERVER_ERROR, Reason::Unavailable, e),
+            Err(e) => {
+                return refused(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Reason::Unavailable,
+                    e.to_string(),
+                );
+            }
         };
         let Some(route) = credential.route.clone() else {
             return refused(StatusCode::NOT_FOUND, Reason::NotFound, "route vanished");
@@ -290,7 +339,7 @@ impl CredentialProxy {
         let upstream_path = format!("{}/{rest}", upstream.base);
         let decoded = match checked_path(&upstream_path) {
             Ok(decoded) => decoded,
-            Err(e) => return refused(StatusCode::BAD_REQUEST, Reason::BadPath, e),
+            Err(e) => return refused(StatusCode::BAD_REQUEST, Reason::BadPath, e.to_string()),
         };
         let fields = HttpCall {
             peer,
@@ -331,7 +380,7 @@ impl CredentialProxy {
         // holding up the answer.
         let (status, error) = match &response {
             Ok(response) => (Some(response.status().as_u16()), None),
-            Err(e) => (None, Some(e.clone())),
+            Err(e) => (None, Some(frona_sandbox::error_chain(e))),
         };
         self.broker
             .audit
@@ -344,7 +393,11 @@ impl CredentialProxy {
         self.broker.credentials.revoke_later(leases);
         match response {
             Ok(response) => response,
-            Err(e) => refused(StatusCode::BAD_GATEWAY, Reason::UpstreamFailed, e),
+            Err(e) => refused(
+                StatusCode::BAD_GATEWAY,
+                Reason::UpstreamFailed,
+                frona_sandbox::error_chain(&e),
+            ),
         }
     }
 
@@ -358,7 +411,7 @@ impl CredentialProxy {
         rest: &str,
         query: Option<&str>,
         value: &Secret,
-    ) -> Result<Response, String> {
+    ) -> Result<Response, ForwardError> {
         let mut url = format!("{}{}/{rest}", upstream.origin, upstream.base);
         let mut headers = forwardable(&request.headers);
         // The redactor learns every form the value takes on the wire.
@@ -366,7 +419,7 @@ impl CredentialProxy {
         if let Some((name, header_value)) = injected(inject, value.expose()) {
             headers.remove(&name);
             let mut on_wire = HeaderValue::from_bytes(header_value.expose())
-                .map_err(|_| "the credential is not a valid header value")?;
+                .map_err(|_| ForwardError::NotAHeaderValue)?;
             on_wire.set_sensitive(true);
             wire_forms.push(header_value);
             headers.insert(name, on_wire);
@@ -393,15 +446,15 @@ impl CredentialProxy {
             header::ACCEPT_ENCODING,
             HeaderValue::from_static("identity"),
         );
-        let parsed = url::Url::parse(&url).map_err(|e| format!("bad upstream URL: {e}"))?;
+        let parsed = url::Url::parse(&url).map_err(ForwardError::Url)?;
         if parsed.host_str() != Some(upstream.host.as_str()) || parsed.scheme() != "https" {
-            return Err("the request would leave the route's host".into());
+            return Err(ForwardError::LeavesHost);
         }
         let client = self
             .client
             .get_or_init(|| upstream::https_client().map_err(|e| frona_sandbox::error_chain(&e)))
             .as_ref()
-            .map_err(|e| format!("frona cannot make HTTPS requests: {e}"))?;
+            .map_err(|e| ForwardError::NoClient(e.clone()))?;
         let template = Redactor::new(wire_forms.iter().map(Secret::expose));
         let upstream_response = client
             .request(request.method.clone(), parsed)
@@ -411,12 +464,9 @@ impl CredentialProxy {
             .await
             // The URL may carry the value (query injection): errors name the host only, and
             // whatever a cause says is redacted too.
-            .map_err(|e| {
-                format!(
-                    "upstream `{}`: {}",
-                    upstream.host,
-                    redacted_error(&e.without_url(), &template)
-                )
+            .map_err(|e| ForwardError::Upstream {
+                host: upstream.host.clone(),
+                message: redacted_error(&e.without_url(), &template),
             })?;
         let status = upstream_response.status();
         let mut response_headers = redacted_headers(upstream_response.headers(), &template);

@@ -46,7 +46,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 
 use crate::aws_endpoint::AwsEndpoint;
-use crate::http::upstream::{self, Checked};
+use crate::http::upstream::{self, Checked, UpstreamError};
 use crate::http::{Body, Reason, Refusal, Response, forwardable};
 use crate::intercept::Intercept;
 use crate::tunnel::{self, Tunnels};
@@ -293,7 +293,7 @@ impl Egress {
             let upstream =
                 match upstream::connect_audited(&self.broker.audit, &checked, &what).await {
                     Ok(stream) => stream,
-                    Err(response) => return response,
+                    Err(e) => return upstream::unreachable(&what, &e),
                 };
             // Copied byte for byte; `kind: egress-close` with the counts when it ends.
             let egress = Arc::clone(self);
@@ -369,14 +369,14 @@ impl Egress {
         }
         let upstream = match upstream::connect_audited(&self.broker.audit, &checked, &what).await {
             Ok(stream) => stream,
-            Err(response) => return response,
+            Err(e) => return upstream::unreachable(&what, &e),
         };
         match forward(request, upstream, &host, port).await {
             Ok(response) => response,
             Err(e) => answer(
                 StatusCode::BAD_GATEWAY,
                 Reason::UpstreamFailed,
-                &format!("{what}: {e}"),
+                &format!("{what}: {}", frona_sandbox::error_chain(&e)),
             ),
         }
     }
@@ -389,7 +389,7 @@ async fn forward(
     upstream: tokio::net::TcpStream,
     host: &str,
     port: u16,
-) -> Result<Response, String> {
+) -> Result<Response, UpstreamError> {
     let (parts, body) = request.into_parts();
     let target = parts
         .uri
@@ -404,17 +404,16 @@ async fn forward(
     };
     headers.insert(
         header::HOST,
-        HeaderValue::from_str(&host_header).map_err(|_| "bad host")?,
+        HeaderValue::from_str(&host_header).map_err(|_| UpstreamError::Request("bad host"))?,
     );
     let mut outgoing = http::Request::new(body);
     *outgoing.method_mut() = parts.method;
-    *outgoing.uri_mut() = target.parse::<Uri>().map_err(|e| e.to_string())?;
+    *outgoing.uri_mut() = target
+        .parse::<Uri>()
+        .map_err(|_| UpstreamError::Request("the request target is invalid"))?;
     *outgoing.headers_mut() = headers;
     let mut sender = upstream::http1(upstream).await?;
-    let response = sender
-        .send_request(outgoing)
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = sender.send_request(outgoing).await?;
     let (mut parts, body) = response.into_parts();
     parts.headers = forwardable(&parts.headers);
     Ok(http::Response::from_parts(parts, Body::passthrough(body)))

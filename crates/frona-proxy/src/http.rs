@@ -15,7 +15,7 @@ use frona_broker::redact::Redactor;
 use http_body_util::combinators::BoxBody;
 
 pub use headers::{basic_credentials, forwardable, redacted_headers};
-pub use path::checked_path;
+pub use path::{PathError, checked_path};
 pub use refusal::{ERROR_HEADER, Reason, Refusal};
 
 /// The largest upstream response body a credential is attached to or swapped into; beyond, the

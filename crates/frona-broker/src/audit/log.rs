@@ -528,7 +528,8 @@ impl Shared {
         progress.writing = false;
         match result {
             Ok(durable) => progress.durable = durable,
-            Err(message) => {
+            Err(e) => {
+                let message = e.to_string();
                 tracing::error!("audit log write failed: {message}");
                 progress.failed = Some(message);
             }
@@ -545,7 +546,7 @@ impl Shared {
     }
 
     /// Seals, writes and syncs every queued record; returns how many records are durable.
-    fn write_queued(&self) -> Result<u64, String> {
+    fn write_queued(&self) -> std::io::Result<u64> {
         let mut writer = lock(&self.writer);
         let batch = std::mem::take(&mut lock(&self.queue).pending);
         let mut text = String::new();
@@ -560,8 +561,7 @@ impl Shared {
         writer
             .file
             .write_all(text.as_bytes())
-            .and_then(|()| writer.file.sync_data())
-            .map_err(|e| e.to_string())?;
+            .and_then(|()| writer.file.sync_data())?;
         writer.head = next;
         Ok(writer.head.records)
     }

@@ -9,6 +9,11 @@ use http::header::{HeaderMap, HeaderValue};
 use super::placeholder::contains;
 use crate::http::basic_credentials;
 
+/// The value cannot travel in the header its placeholder was in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the credential is not a valid header value")]
+pub(super) struct NotAHeaderValue;
+
 /// `haystack` with every `from` replaced by `to`.
 pub(super) fn replace(haystack: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(haystack.len() + to.len());
@@ -29,7 +34,7 @@ pub(super) fn swap_headers(
     credential: &Credential,
     placeholder: &[u8],
     value: &[u8],
-) -> Result<Vec<Secret>, String> {
+) -> Result<Vec<Secret>, NotAHeaderValue> {
     let mut forms = Vec::new();
     for (name, slot) in headers.iter_mut() {
         if !credential.swaps_in_header(name.as_str()) {
@@ -52,8 +57,7 @@ pub(super) fn swap_headers(
         } else {
             continue;
         };
-        let mut new = HeaderValue::from_bytes(swapped.expose())
-            .map_err(|_| "the credential is not a valid header value")?;
+        let mut new = HeaderValue::from_bytes(swapped.expose()).map_err(|_| NotAHeaderValue)?;
         new.set_sensitive(true);
         *slot = new;
         forms.push(swapped);

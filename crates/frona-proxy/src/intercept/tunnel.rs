@@ -18,9 +18,9 @@ use hyper_util::rt::TokioIo;
 
 use super::Intercept;
 use super::swap::{swap_headers, swap_query};
-use crate::http::upstream::{self, Checked};
+use crate::http::upstream::{self, Checked, UpstreamError};
 use crate::http::{
-    Body, Reason, Refusal, Response, checked_path, forwardable, redacted_headers, redacted_text,
+    Body, Reason, Refusal, Response, checked_path, forwardable, redacted_error, redacted_headers,
 };
 use crate::tunnel::{Counted, Counts, Tunnels, closed};
 
@@ -179,7 +179,7 @@ impl Intercept {
         } else {
             match checked_path(&path) {
                 Ok(decoded) => decoded,
-                Err(e) => return refused(StatusCode::BAD_REQUEST, Reason::BadPath, &e),
+                Err(e) => return refused(StatusCode::BAD_REQUEST, Reason::BadPath, &e.to_string()),
             }
         };
         let credentials = &self.broker.credentials;
@@ -238,7 +238,7 @@ impl Intercept {
                 Ok(forms) => swapped.extend(forms),
                 Err(e) => {
                     leases.into_iter().for_each(|l| credentials.revoke_later(l));
-                    return refused(StatusCode::BAD_REQUEST, Reason::BadValue, &e);
+                    return refused(StatusCode::BAD_REQUEST, Reason::BadValue, &e.to_string());
                 }
             }
             if let Some(q) = &query {
@@ -293,7 +293,7 @@ impl Intercept {
         leases.into_iter().for_each(|l| credentials.revoke_later(l));
         let (status, error) = match &result {
             Ok(response) => (Some(response.status().as_u16()), None),
-            Err(e) => (None, Some(e.clone())),
+            Err(e) => (None, Some(frona_sandbox::error_chain(e))),
         };
         for call in records {
             self.broker
@@ -315,7 +315,7 @@ impl Intercept {
             Err(e) => refused(
                 StatusCode::BAD_GATEWAY,
                 Reason::UpstreamFailed,
-                &format!("{}: {}", tunnel.host, redacted_text(&e, &template)),
+                &format!("{}: {}", tunnel.host, redacted_error(&e, &template)),
             ),
         }
     }
@@ -326,7 +326,7 @@ impl Intercept {
         &self,
         tunnel: &Tunnel,
         request: http::Request<Incoming>,
-    ) -> Result<http::Response<Incoming>, String> {
+    ) -> Result<http::Response<Incoming>, UpstreamError> {
         let mut upstream = tunnel.upstream.lock().await;
         let usable = match upstream.as_mut() {
             Some(sender) => sender.ready().await.is_ok(),
@@ -336,23 +336,18 @@ impl Intercept {
             *upstream = Some(self.connect(tunnel).await?);
         }
         let Some(sender) = upstream.as_mut() else {
-            return Err("no upstream connection".into());
+            return Err(UpstreamError::NoAddress);
         };
-        sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(sender.send_request(request).await?)
     }
 
     /// A verified TLS connection to the tunnel's host, at an address the egress proxy checked.
     async fn connect(
         &self,
         tunnel: &Tunnel,
-    ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, String> {
+    ) -> Result<hyper::client::conn::http1::SendRequest<Incoming>, UpstreamError> {
         let what = format!("CONNECT {}:{}", tunnel.host, tunnel.port);
-        let tcp = upstream::connect_audited(&self.broker.audit, &tunnel.to, &what)
-            .await
-            .map_err(|_| "cannot connect".to_owned())?;
+        let tcp = upstream::connect_audited(&self.broker.audit, &tunnel.to, &what).await?;
         let tls = upstream::tls(tcp, &tunnel.host, Arc::clone(&self.tls.upstream)).await?;
         upstream::http1(tls).await
     }

@@ -157,7 +157,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                     })?;
                     let mut call =
                         frona_proxy::credential_proxy::call_for_url(method, url, credential)
-                            .map_err(|e| Failure::new(125, e))?;
+                            .map_err(|e| Failure::from_error(&e))?;
                     call.time = time;
                     call.request(agent)
                 }
