@@ -164,7 +164,7 @@ pub struct RunSettings {
     pub allow_host: Vec<String>,
 
     /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = frona_policy::duration::parse)]
     pub stop_timeout: Duration,
 }
 
@@ -482,7 +482,7 @@ pub enum SecretCommand {
 pub struct BackendArgs {
     /// How long a backend may take to answer, retries included [default: `backends.timeout`
     /// from the config, else 5s].
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = frona_policy::duration::parse)]
     pub backend_timeout: Option<Duration>,
 
     /// Vault's address (default: VAULT_ADDR).
@@ -640,7 +640,7 @@ pub struct EnvCheckArgs {
 pub struct InitArgs {
     #[arg(long)]
     pub parent: i32,
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = frona_policy::duration::parse)]
     pub stop_timeout: Duration,
     /// The isolation plan, as JSON.
     #[arg(long)]
@@ -652,41 +652,9 @@ pub struct InitArgs {
     pub command: Vec<OsString>,
 }
 
-/// `10`, `10s`, `500ms`, `1.5s`, `2m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 10s or 500ms)"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     /// The helper's argv, as the sandbox crate writes it, parses back into the same config.
     #[test]

@@ -140,7 +140,7 @@ fn strictness(key: &str) -> Option<fn(&Value) -> Option<i128>> {
         // Shorter is stricter: a project may make frona stop sooner or forget values sooner.
         "run.stop_timeout" | "run.cache_ttl" => |v| {
             let text = v.as_str()?;
-            crate::cli::parse_duration(text)
+            frona_policy::duration::parse(text)
                 .ok()
                 .map(|d| -(d.as_millis() as i128))
         },

@@ -114,7 +114,8 @@ impl From<HostPatternText> for String {
     }
 }
 
-/// A duration written as frona's flags take it (`10s`, `500ms`, `2m`) or a number of seconds.
+/// A duration in frona's one syntax (`10s`, `500ms`, `1h30m`, `1d`; see
+/// `frona_policy::duration`) or a number of seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(try_from = "DurationText", into = "String")]
 pub struct Timeout(pub Duration);
@@ -131,7 +132,9 @@ impl TryFrom<DurationText> for Timeout {
     fn try_from(text: DurationText) -> Result<Self, String> {
         match text {
             DurationText::Seconds(s) => Ok(Self(Duration::from_secs(s))),
-            DurationText::Text(t) => crate::cli::parse_duration(&t).map(Self),
+            DurationText::Text(t) => frona_policy::duration::parse(&t)
+                .map(Self)
+                .map_err(|e| e.to_string()),
         }
     }
 }
@@ -313,7 +316,14 @@ mod tests {
         assert!(matches!(file.run.isolation, Some(IsolationArg::BestEffort)));
         assert_eq!(file.run.stop_timeout, Some(Timeout(Duration::from_secs(3))));
         assert!(ConfigFile::parse("run: {isolation: maybe}").is_err());
-        assert!(ConfigFile::parse("run: {stop_timeout: 5d}").is_err());
+        // Days are durations since the one syntax (`frona_policy::duration`); months are not.
+        let file = ConfigFile::parse("run: {stop_timeout: 5d}").unwrap();
+        assert_eq!(
+            file.run.stop_timeout,
+            Some(Timeout(Duration::from_secs(5 * 86_400)))
+        );
+        assert!(ConfigFile::parse("run: {stop_timeout: 1mo}").is_err());
+        assert!(ConfigFile::parse("run: {stop_timeout: -1s}").is_err());
         assert_eq!(String::from(Timeout(Duration::from_millis(1500))), "1500ms");
         assert_eq!(String::from(Timeout(Duration::from_secs(10))), "10s");
     }
