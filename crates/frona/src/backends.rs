@@ -61,7 +61,7 @@ fn secret_from(
 /// systemd credential), `FRONA_PASSPHRASE` (else `frona-passphrase`), else the key file.
 pub fn local_config(env: &EnvSnapshot) -> Result<LocalConfig, Failure> {
     Ok(LocalConfig {
-        store: dirs::data_dir(env).join("secrets.json"),
+        store: dirs::local_store(env),
         key: KeyInput {
             master_key: secret_from(
                 env,
@@ -73,7 +73,7 @@ pub fn local_config(env: &EnvSnapshot) -> Result<LocalConfig, Failure> {
                 &[FRONA_PASSPHRASE],
                 creds::file(env, creds::PASSPHRASE).as_ref(),
             )?,
-            key_file: dirs::config_dir(env).join("master.key"),
+            key_file: dirs::key_file(env),
         },
     })
 }

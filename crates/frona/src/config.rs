@@ -158,7 +158,7 @@ fn defaults(env: &EnvSnapshot) -> RunSection {
         cache_ttl: Some(Timeout(Duration::from_secs(60))),
         quiet: Some(false),
         agent: Some("default".into()),
-        policy: Some(crate::dirs::config_dir(env).join("policies")),
+        policy: Some(crate::dirs::policy_dir(env)),
         ..RunSection::default()
     }
 }
@@ -171,7 +171,7 @@ pub fn load(env: &EnvSnapshot) -> Result<Config, Failure> {
 
 fn load_from(env: &EnvSnapshot, cwd: &Path) -> Result<Config, Failure> {
     let home = crate::dirs::home(env);
-    let user_path = crate::dirs::config_dir(env).join("config.yaml");
+    let user_path = crate::dirs::user_config_file(env);
     let mut candidates = vec![
         (Layer::System, crate::dirs::system_config_file(env)),
         (Layer::User, user_path.clone()),
@@ -546,7 +546,7 @@ impl Config {
     pub fn policy_dir(&self, given: Option<PathBuf>, env: &EnvSnapshot) -> PathBuf {
         given
             .or_else(|| self.file.run.policy.clone())
-            .unwrap_or_else(|| crate::dirs::config_dir(env).join("policies"))
+            .unwrap_or_else(|| crate::dirs::policy_dir(env))
     }
 }
 

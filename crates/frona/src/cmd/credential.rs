@@ -20,7 +20,7 @@ use crate::failure::Failure;
 const UNHEALTHY: i32 = 1;
 
 fn registry(env: &EnvSnapshot) -> Registry {
-    Registry::new(dirs::config_dir(env).join("credentials.yaml"))
+    Registry::new(dirs::registry_file(env))
 }
 
 fn cwd() -> PathBuf {

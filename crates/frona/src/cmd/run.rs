@@ -63,7 +63,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .settings
         .policy
         .clone()
-        .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
+        .unwrap_or_else(|| crate::dirs::policy_dir(&env));
     // Another session's placeholder for a missing policy directory does not count.
     let serve_calls =
         !args.no_broker && policy_dir.is_dir() && !persistence::is_placeholder(&policy_dir);
@@ -172,7 +172,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
 /// under `--net proxy`, where the egress proxy can swap them.
 fn note_unserved_bindings(env: &EnvSnapshot, agent: &str) {
     use frona_backends::registry::Registry;
-    let registry = Registry::new(crate::dirs::config_dir(env).join("credentials.yaml"));
+    let registry = Registry::new(crate::dirs::registry_file(env));
     let Ok(listed) = registry.list() else {
         return;
     };
@@ -197,7 +197,7 @@ pub fn frona_protected(
         crate::dirs::data_dir(env),
         crate::dirs::state_dir(env),
         crate::dirs::system_config_file(env),
-        policy.unwrap_or_else(|| crate::dirs::config_dir(env).join("policies")),
+        policy.unwrap_or_else(|| crate::dirs::policy_dir(env)),
     ]
 }
 
