@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use frona_backends::registry::Registry;
 use frona_broker::audit::AuditLog;
@@ -17,6 +16,7 @@ use frona_sandbox::EnvSnapshot;
 
 use crate::dirs;
 use crate::failure::Failure;
+use crate::settings::Settings;
 
 /// A running broker: where its sockets are (removed on drop).
 #[derive(Debug)]
@@ -134,6 +134,7 @@ fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
 /// agent; `frona call` uses it in-process.
 pub fn build(
     env: &EnvSnapshot,
+    settings: &Settings,
     agent: &str,
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
@@ -147,6 +148,7 @@ pub fn build(
 > {
     build_with(
         env,
+        settings,
         agent,
         load_policy(policy_dir)?,
         tool_env,
@@ -164,6 +166,7 @@ type Built = (
 /// only the egress proxy) no backend client is made, and nothing is created for one.
 fn build_with(
     env: &EnvSnapshot,
+    settings: &Settings,
     agent: &str,
     policy: PolicySet,
     tool_env: Vec<(OsString, OsString)>,
@@ -177,10 +180,9 @@ fn build_with(
         )
     })?;
     let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
-    let config = crate::config::load(env)?;
     let mut clients = HashMap::new();
     if with_backends {
-        let mut backends = crate::backends::backends(env, None)?;
+        let mut backends = crate::backends::backends(env, &settings.backends, None)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -210,12 +212,8 @@ fn build_with(
         agent_root: std::sync::Arc::clone(&agent_root),
         tool_env,
         tool_launcher,
-        cache_ttl: config
-            .file
-            .run
-            .cache_ttl
-            .map_or(Duration::from_secs(60), |t| t.0),
-        backend_timeout: crate::backends::backend_timeout(&config.file, None),
+        cache_ttl: settings.run.cache_ttl,
+        backend_timeout: crate::backends::backend_timeout(&settings.backends, None),
         proxy_cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
     })
     .map_err(|e| Failure::from_error(&e))?;
@@ -253,6 +251,7 @@ fn async_listener(path: &Path) -> Result<std::os::unix::net::UnixListener, Failu
 /// Builds and starts the broker on its own threads.
 pub fn start(
     env: &EnvSnapshot,
+    settings: &Settings,
     agent: &str,
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
@@ -284,6 +283,7 @@ pub fn start(
     let egress_rules = policy.network_len();
     let (broker, agent_root) = build_with(
         env,
+        settings,
         agent,
         policy,
         tool_env,
