@@ -335,4 +335,27 @@ mod tests {
             _ => "[x]",
         }
     }
+
+    /// docs/configuration.md documents every key and variable of the table.
+    #[test]
+    fn every_setting_is_documented() {
+        let docs = include_str!("../../../../docs/configuration.md");
+        for def in RUN {
+            assert!(
+                docs.contains(&format!("| `{}` |", def.name())),
+                "docs/configuration.md lacks `{}`",
+                def.key()
+            );
+            if let Some(var) = def.env_var() {
+                assert!(docs.contains(var), "docs/configuration.md lacks {var}");
+            }
+            if let Some(flag) = def.flag() {
+                assert!(
+                    docs.contains(flag.long),
+                    "docs/configuration.md lacks {}",
+                    flag.long
+                );
+            }
+        }
+    }
 }

@@ -77,7 +77,9 @@ impl Value for bool {
         match text.to_ascii_lowercase().as_str() {
             "1" | "true" | "yes" => Ok(true),
             "0" | "false" | "no" => Ok(false),
-            _ => Err("not a boolean".into()),
+            _ => Err(format!(
+                "`{text}` is not a boolean (1, true, yes, 0, false or no)"
+            )),
         }
     }
     fn arg(arg: Arg) -> Arg {
