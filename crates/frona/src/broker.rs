@@ -54,12 +54,6 @@ impl Drop for RunningBroker {
     }
 }
 
-/// Where the control sockets of running brokers are: in the state directory, which `frona run`
-/// hides from the agent.
-pub fn control_dir(env: &EnvSnapshot) -> PathBuf {
-    dirs::state_dir(env).join("control")
-}
-
 /// A private (0700) directory for this session's socket: `$XDG_RUNTIME_DIR/frona/…` or
 /// `/tmp/frona-UID/…`.
 fn socket_dir(env: &EnvSnapshot) -> Result<PathBuf, Failure> {
@@ -173,13 +167,12 @@ fn build_with(
     tool_launcher: Option<frona_broker::server::ToolLauncher>,
     with_backends: bool,
 ) -> Result<Built, Failure> {
-    let state = dirs::state_dir(env);
-    let audit = AuditLog::open(&state.join("audit.jsonl")).map_err(|e| {
+    let audit = AuditLog::open(&dirs::audit_log(env)).map_err(|e| {
         Failure::from_error(&e).with_hint(
             "`frona audit verify` shows the damage; move the log aside to start a new one",
         )
     })?;
-    let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
+    let grants = Grants::open(&dirs::grants_db(env)).map_err(|e| Failure::from_error(&e))?;
     let mut clients = HashMap::new();
     if with_backends {
         let mut backends = crate::backends::backends(env, &settings.backends, None)?;
@@ -205,7 +198,7 @@ fn build_with(
             jiff::Timestamp::now().as_second()
         ),
         policy,
-        registry: Registry::new(dirs::config_dir(env).join("credentials.yaml")),
+        registry: Registry::new(dirs::registry_file(env)),
         backends: clients,
         audit,
         grants,
@@ -352,7 +345,7 @@ pub fn start(
         &broker,
         serve.aws_credential.filter(|_| egress_handoff.is_some()),
     )?;
-    let control_dir = control_dir(env);
+    let control_dir = dirs::control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
