@@ -307,20 +307,36 @@ mod tests {
         }
     }
 
-    /// Every field of a config file's `run:` section is in the table.
+    /// Every field of a config file's `run:` section is in the table, and each entry reads
+    /// its own field.
     #[test]
     fn every_key_has_a_definition() {
-        let all = RUN
-            .iter()
-            .map(|d| format!("{}: {}", d.name(), sample(d.name())))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let layer: RunLayer = serde_norway::from_str(&format!("{{{all}}}")).unwrap();
         for def in RUN {
-            assert!(def.json(&layer).is_some(), "{} not read", def.key());
+            let yaml = format!("{{{}: {}}}", def.name(), sample(def.name()));
+            let layer: RunLayer = serde_norway::from_str(&yaml).unwrap();
+            for other in RUN {
+                assert_eq!(
+                    other.json(&layer).is_some(),
+                    other.key() == def.key(),
+                    "{} read from `{yaml}`",
+                    other.key()
+                );
+            }
         }
-        // A key the table lacks could not be in the layer: the struct refuses unknown keys.
-        assert!(serde_norway::from_str::<RunLayer>("{bogus: 1}").is_err());
+        // serde lists the struct's fields when it refuses an unknown one.
+        let err = serde_norway::from_str::<RunLayer>("{bogus: 1}")
+            .unwrap_err()
+            .to_string();
+        let (_, expected) = err.split_once("expected one of ").unwrap();
+        let mut fields: Vec<&str> = expected
+            .split(", ")
+            .map(|f| f.trim_matches(|c: char| c == '`' || !c.is_ascii() || c.is_whitespace()))
+            .map(|f| f.split('`').next().unwrap_or_default())
+            .collect();
+        let mut names: Vec<&str> = RUN.iter().map(|d| d.name()).collect();
+        fields.sort_unstable();
+        names.sort_unstable();
+        assert_eq!(fields, names);
     }
 
     fn sample(name: &str) -> &'static str {
