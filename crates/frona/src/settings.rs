@@ -34,13 +34,13 @@
 //! - `run.strip`, `run.hide` and `run.protect` add to the lists.
 //!
 //! Any other key (`run.keep`, `run.unhide`, `run.fs_write`, `run.writable`, `run.agent`,
-//! `run.policy`, `run.aws_credential`, every
-//! `backends.*`, and whatever key is added later) is an error in a project file naming the
-//! key, and so is a value that would loosen; the hint says to put it in the user file. A
-//! project file must also be a regular file (not a link) owned by the invoking user and not
-//! writable by group or others (see [`files`]). Each key's rule is its `project` in [`defs`]. The rule cannot make the agent keep a
-//! tightening: it can delete the file. Protection you rely on belongs in the user or system
-//! file, both of which `frona run` hides from the agent.
+//! `run.policy`, `run.aws_credential`, every `backends.*`, and whatever key is added later) is
+//! an error in a project file naming the key, and so is a value that would loosen; the hint
+//! says to put it in the user file. Each key's rule is its `project` in [`defs`]. A project
+//! file must also be a regular file (not a link) owned by the invoking user and not writable by
+//! group or others (see [`files`]). The rule cannot make the agent keep a tightening: it can
+//! delete the file. Protection you rely on belongs in the user or system file, both of which
+//! `frona run` hides from the agent.
 
 mod defs;
 mod file;
