@@ -103,7 +103,7 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
     const MS: fn(u64) -> Duration = Duration::from_millis;
 
-    /// What the flags and config files took before (`crate::cli::parse_duration` of the binary).
+    /// What the flags and config files took before (the binary's own `cli::parse_duration`).
     #[test]
     fn the_flags_forms() {
         assert_eq!(parse("10").unwrap(), S(10));
@@ -121,7 +121,7 @@ mod tests {
         assert!(parse("-1s").is_err());
     }
 
-    /// What policies and `frona approve --for` took before (`frona_policy::schema`).
+    /// What policies and `frona approve --for` took before (`schema::parse_duration`).
     #[test]
     fn the_policy_forms() {
         assert_eq!(parse_positive("30s").unwrap(), S(30));

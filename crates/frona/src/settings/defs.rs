@@ -232,7 +232,8 @@ pub static RUN: &[&dyn Setting] = &[
         key: "run.stop_timeout",
         flag: flag_with_default("--stop-timeout", "DURATION", "10s", Group::Run),
         env: Some(FRONA_STOP_TIMEOUT),
-        doc: "Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m)",
+        doc: "Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m, \
+              1h30m)",
         accumulates: false,
         project: Project::Tighter(shorter),
         default: Some(|_| Timeout(Duration::from_secs(10))),
