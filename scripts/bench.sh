@@ -5,6 +5,8 @@
 #   scripts/bench.sh            # all benchmarks
 #   RUNS=500 scripts/bench.sh   # more runs per command
 #   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker load http
+#   BASELINE=/path/to/frona scripts/bench.sh   # also time another build (e.g. the commit before
+#                                              # a change) side by side: rows marked "baseline"
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -40,6 +42,15 @@ cmds=(
   "$frona run --quiet -- $true_bin"
   "$frona_dynamic run --quiet -- $true_bin"
 )
+# The builds each frona measurement below runs: this one, and the baseline when given.
+builds=("$frona")
+labels=("")
+if [[ -n ${BASELINE:-} ]]; then
+  names+=("baseline: frona run --isolation off -- /bin/true" "baseline: frona run -- /bin/true (default isolation)")
+  cmds+=("$BASELINE run --quiet --isolation off -- $true_bin" "$BASELINE run --quiet -- $true_bin")
+  builds+=("$BASELINE")
+  labels+=(" (baseline)")
+fi
 
 if want run; then
 hyperfine --shell=none --warmup 30 --runs "$runs" --export-json "$out/run.json" \
@@ -146,14 +157,16 @@ trap 'kill $echo_pid 2>/dev/null; rm -rf "$work" /dev/shm/frona-bench-$$' EXIT
 for state in "$work/state" "/dev/shm/frona-bench-$$"; do
   where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
   for clients in 1 64; do
-    frona_json="$(FRONA_STATE_DIR="$state" "$frona" run --quiet --isolation off -- "$agent" bench-broker 6400 "$clients")"
+  for b in "${!builds[@]}"; do
+    frona_json="$(FRONA_STATE_DIR="$state" "${builds[$b]}" run --quiet --isolation off -- "$agent" bench-broker 6400 "$clients")"
     peer_json="$(FRONA_BROKER_SOCKET="$work/echo.sock" "$agent" bench-broker 6400 "$clients")"
-    python3 - "$where" "$frona_json" "$peer_json" <<'PY'
+    python3 - "$where${labels[$b]}" "$frona_json" "$peer_json" <<'PY'
 import json, sys
 where, f, p = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
 print(f"| {where} | {f['clients']} | {f['calls']} | {f['p50_us']} µs | {f['p99_us']} µs | {f['calls_per_s']:.0f} "
       f"| {p['p50_us']} µs / {p['calls_per_s']:.0f} | {f['p50_us']/max(p['p50_us'],1):.1f}x / {f['calls_per_s']/p['calls_per_s']:.2f}x |")
 PY
+  done
   done
 done
 
@@ -215,10 +228,12 @@ YAML
 for state in "$work/http-state" "/dev/shm/frona-bench-http-$$"; do
   where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
   for clients in 1 16; do
+  for b in "${!builds[@]}"; do
     requests=$((clients == 1 ? 6400 : 12800))
-    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "$frona" run --quiet --isolation off -- "$agent" bench-http proxy "$requests" "$clients" "$port")"
+    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "${builds[$b]}" run --quiet --isolation off -- "$agent" bench-http proxy "$requests" "$clients" "$port")"
     direct="$(BENCH_CA="$work/ca.pem" "$agent" bench-http direct "$requests" "$clients" "$port")"
-    http_row "$where" "$proxied" "$direct"
+    http_row "$where${labels[$b]}" "$proxied" "$direct"
+  done
   done
 done
 rm -rf "/dev/shm/frona-bench-http-$$"
@@ -251,12 +266,14 @@ echo "|---|---|---|---|---|---|---|---|"
 for state in "$work/bound-state" "/dev/shm/frona-bench-bound-$$"; do
   where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
   for clients in 1 16; do
+  for b in "${!builds[@]}"; do
     requests=$((clients == 1 ? 6400 : 12800))
-    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "$frona" run --quiet --net proxy \
+    proxied="$(SSL_CERT_FILE="$work/ca.pem" FRONA_STATE_DIR="$state" "${builds[$b]}" run --quiet --net proxy \
       --allow-host "localhost:$port" --allow-host "127.0.0.1:$port" \
       -- "$agent" bench-http placeholder "$requests" "$clients" "$port")"
     direct="$(BENCH_CA="$work/ca.pem" BENCH_AUTH="Bearer $value" "$agent" bench-http direct "$requests" "$clients" "$port")"
-    http_row "$where" "$proxied" "$direct"
+    http_row "$where${labels[$b]}" "$proxied" "$direct"
+  done
   done
 done
 rm -rf "/dev/shm/frona-bench-bound-$$"

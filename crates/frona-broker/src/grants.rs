@@ -28,7 +28,9 @@ impl std::str::FromStr for Lifetime {
         match text {
             "once" => Ok(Lifetime::Once),
             "permanent" => Ok(Lifetime::Permanent),
-            other => frona_policy::schema::parse_duration(other).map(Lifetime::For),
+            other => frona_policy::duration::parse_positive(other)
+                .map(Lifetime::For)
+                .map_err(|e| e.to_string()),
         }
     }
 }

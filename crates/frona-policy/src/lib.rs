@@ -6,6 +6,7 @@
 //! at rules that can match. Rules are tried in order (files by name, rules as written); the
 //! first that matches decides; nothing matching means deny.
 
+pub mod duration;
 mod glob;
 pub mod network;
 pub mod schema;

@@ -77,37 +77,29 @@ impl<'de> Deserialize<'de> for Pattern {
     }
 }
 
-/// `30s`, `5m`, `2h`, `3d`.
+/// A positive duration, in the syntax of [`crate::duration`] (`30s`, `5m`, `1h30m`, `3d`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DurationSpec(pub Duration);
 
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 30s, 5m, 2h, 3d)"))?;
-    let scale = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("`{text}`: unit must be s, m, h or d")),
-    };
-    if value == 0 {
-        return Err("a duration must be positive".into());
-    }
-    Ok(Duration::from_secs(value.saturating_mul(scale)))
-}
-
 impl<'de> Deserialize<'de> for DurationSpec {
+    /// A string, or a number of seconds (as in frona's config files).
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        parse_duration(&String::deserialize(d)?)
-            .map(DurationSpec)
-            .map_err(de::Error::custom)
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = DurationSpec;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a duration (30s, 5m, 1h30m, 3d)")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<DurationSpec, E> {
+                crate::duration::parse_positive(text)
+                    .map(DurationSpec)
+                    .map_err(E::custom)
+            }
+            fn visit_u64<E: de::Error>(self, seconds: u64) -> Result<DurationSpec, E> {
+                self.visit_str(&seconds.to_string())
+            }
+        }
+        d.deserialize_any(Visitor)
     }
 }
 

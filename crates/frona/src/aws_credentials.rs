@@ -27,7 +27,7 @@ pub fn choose(
     no_broker: bool,
     quiet: bool,
 ) -> Result<Option<String>, Failure> {
-    let registry = Registry::new(crate::dirs::config_dir(env).join("credentials.yaml"));
+    let registry = Registry::new(crate::dirs::registry_file(env));
     let cwd = std::env::current_dir().unwrap_or_else(|_| "/".into());
     if let Some(name) = given {
         if !proxy {

@@ -1,25 +1,196 @@
-//! Building the backends' configuration from flags, frona's environment and the config file
-//! (in that order of precedence), then the systemd credentials of frona's unit
-//! (`systemd::credentials`). Tokens and client secrets come from the environment or from
-//! files, never from the command line.
+//! The backends' configuration. Each backend is one module here holding its `backends.NAME`
+//! config section and one [`Backend`] descriptor: the variables that win over each of its
+//! config keys (what `frona config show` reports), the other variables it reads, and its
+//! constructor, which builds its `frona_backends` configuration from flags, frona's environment
+//! and the config file, in that order of precedence, then the systemd credentials of frona's
+//! unit (`systemd::credentials`). The backends are listed once, in [`backends!`]'s invocation:
+//! adding one is its module and one line there. Tokens and client secrets come from the
+//! environment or from files, never from the command line.
 
-#[allow(unused_imports)]
-use std::path::PathBuf;
+mod aws;
+mod azure;
+mod gcp;
+mod infisical;
+mod onepassword;
+mod vault;
+
+use std::path::{Path, PathBuf};
 
 use frona_backends::Secret;
-#[allow(unused_imports)]
 use frona_backends::config::{Backends, BackendsConfig, Limits, LocalConfig, secret_from_file};
 use frona_backends::local::KeyInput;
 use frona_sandbox::EnvSnapshot;
+use serde::{Deserialize, Serialize};
 
 use crate::cli::BackendArgs;
-#[allow(unused_imports)]
-use crate::config_file::ConfigFile;
 use crate::dirs;
-#[allow(unused_imports)]
-use crate::env_vars::*;
+use crate::env_vars::{FRONA_MASTER_KEY, FRONA_PASSPHRASE};
 use crate::failure::Failure;
+use crate::settings::Timeout;
 use crate::systemd::credentials as creds;
+
+/// One backend, as the binary configures it.
+#[derive(Debug)]
+pub struct Backend {
+    /// Its section of the config file, `backends.NAME`.
+    pub name: &'static str,
+    /// Its config keys, and the variables that win over them. (The other variables it reads,
+    /// its SDK's credentials, are constants of its module.)
+    pub keys: &'static [Key],
+    /// Sets its slot of the configuration, when it is configured (a no-op without its cargo
+    /// feature, which its line in [`backends!`] names).
+    pub build: fn(&Inputs<'_>, &mut BackendsConfig) -> Result<(), Failure>,
+}
+
+/// A config key of a backend (`addr` of `backends.vault`).
+#[derive(Debug)]
+pub struct Key {
+    pub name: &'static str,
+    /// The variables that win over it; the first set one counts.
+    pub env: &'static [&'static str],
+    /// The variable holds the secret itself, not the setting (`VAULT_TOKEN` for `token_file`).
+    pub env_is_secret: bool,
+    /// The value is a credential in all but name (Vault's role id): never printed.
+    pub sensitive: bool,
+}
+
+impl Key {
+    /// A key whose variables hold the setting itself.
+    pub const fn plain(name: &'static str, env: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            env,
+            env_is_secret: false,
+            sensitive: false,
+        }
+    }
+
+    /// A key naming a file with a secret, whose variables hold the secret.
+    pub const fn secret(name: &'static str, env: &'static [&'static str]) -> Self {
+        Self {
+            name,
+            env,
+            env_is_secret: true,
+            sensitive: false,
+        }
+    }
+}
+
+/// What a backend's constructor reads.
+#[derive(Clone, Copy, Debug)]
+pub struct Inputs<'a> {
+    pub env: &'a EnvSnapshot,
+    /// The merged `backends:` section of the config files.
+    pub file: &'a BackendsSection,
+    /// `frona credential`'s flags.
+    pub flags: Option<&'a BackendArgs>,
+}
+
+/// Defines a backend's config section: every key optional (unknown keys are errors), combined
+/// key by key across layers.
+macro_rules! section {
+    ($(#[$doc:meta])* $($key:ident: $ty:ty),* $(,)?) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, Default, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct Section {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $key: Option<$ty>,
+            )*
+        }
+
+        impl Section {
+            /// `self`'s keys, else `lower`'s.
+            pub fn combine(self, lower: Self) -> Self {
+                Self { $($key: self.$key.or(lower.$key),)* }
+            }
+
+            /// Makes the paths of `*_file` keys absolute.
+            pub fn resolve_paths(&mut self, fix: &dyn Fn(&std::path::Path) -> std::path::PathBuf) {
+                $($crate::backends::MaybePath::resolve(&mut self.$key, fix);)*
+            }
+        }
+    };
+}
+use section;
+
+/// A key that may hold a path.
+trait MaybePath {
+    fn resolve(&mut self, fix: &dyn Fn(&Path) -> PathBuf);
+}
+
+impl MaybePath for Option<String> {
+    fn resolve(&mut self, _: &dyn Fn(&Path) -> PathBuf) {}
+}
+
+impl MaybePath for Option<PathBuf> {
+    fn resolve(&mut self, fix: &dyn Fn(&Path) -> PathBuf) {
+        if let Some(path) = self {
+            *path = fix(path);
+        }
+    }
+}
+
+/// The backends: their sections of the config file, their descriptors, and their slots in
+/// `frona_backends`' configuration (present with their cargo feature).
+macro_rules! backends {
+    ($($name:ident: $feature:literal),* $(,)?) => {
+        /// The `backends:` section of a config file: settings that are not secrets, and paths
+        /// of files that hold secrets. Sections of backends not compiled in are parsed, not read.
+        #[derive(Clone, Debug, Default, Deserialize, Serialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct BackendsSection {
+            /// How long a backend may take to answer, retries included.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub timeout: Option<Timeout>,
+            $(
+                #[serde(default)]
+                pub $name: $name::Section,
+            )*
+        }
+
+        impl BackendsSection {
+            /// `self`'s keys, else `lower`'s (uv's `Combine`).
+            pub fn combine(self, lower: Self) -> Self {
+                Self {
+                    timeout: self.timeout.or(lower.timeout),
+                    $($name: self.$name.combine(lower.$name),)*
+                }
+            }
+
+            pub fn resolve_paths(&mut self, fix: &dyn Fn(&Path) -> PathBuf) {
+                $(self.$name.resolve_paths(fix);)*
+            }
+        }
+
+        /// Every backend frona can be built with, in the order of the config file.
+        pub static BACKENDS: &[&Backend] = &[$(&$name::BACKEND),*];
+
+        /// The configuration with no network backend configured yet.
+        fn unconfigured(
+            limits: Limits,
+            local: LocalConfig,
+            systemd_creds: Option<frona_backends::systemd_creds::SystemdCredsConfig>,
+        ) -> BackendsConfig {
+            BackendsConfig {
+                limits,
+                local,
+                $(#[cfg(feature = $feature)] $name: None,)*
+                systemd_creds,
+            }
+        }
+    };
+}
+
+backends! {
+    vault: "vault",
+    aws: "aws",
+    gcp: "gcp",
+    azure: "azure",
+    onepassword: "onepassword",
+    infisical: "infisical",
+}
 
 fn env_secret(env: &EnvSnapshot, name: &str) -> Option<Secret> {
     env.get(name)
@@ -27,7 +198,18 @@ fn env_secret(env: &EnvSnapshot, name: &str) -> Option<Secret> {
         .map(|v| Secret::new(v.to_vec()))
 }
 
-#[allow(dead_code)]
+/// The first of `names` that is set.
+#[cfg_attr(
+    not(any(
+        feature = "vault",
+        feature = "aws",
+        feature = "gcp",
+        feature = "azure",
+        feature = "onepassword",
+        feature = "infisical"
+    )),
+    expect(dead_code)
+)]
 fn env_text(env: &EnvSnapshot, names: &[&str]) -> Option<String> {
     names
         .iter()
@@ -37,7 +219,6 @@ fn env_text(env: &EnvSnapshot, names: &[&str]) -> Option<String> {
 }
 
 /// A secret from the first set environment variable, else from the file the config names.
-#[allow(dead_code)]
 fn secret_from(
     env: &EnvSnapshot,
     names: &[&str],
@@ -61,7 +242,7 @@ fn secret_from(
 /// systemd credential), `FRONA_PASSPHRASE` (else `frona-passphrase`), else the key file.
 pub fn local_config(env: &EnvSnapshot) -> Result<LocalConfig, Failure> {
     Ok(LocalConfig {
-        store: dirs::data_dir(env).join("secrets.json"),
+        store: dirs::local_store(env),
         key: KeyInput {
             master_key: secret_from(
                 env,
@@ -73,264 +254,75 @@ pub fn local_config(env: &EnvSnapshot) -> Result<LocalConfig, Failure> {
                 &[FRONA_PASSPHRASE],
                 creds::file(env, creds::PASSPHRASE).as_ref(),
             )?,
-            key_file: dirs::config_dir(env).join("master.key"),
+            key_file: dirs::key_file(env),
         },
     })
 }
 
-/// Vault: address from `--vault-addr`, `VAULT_ADDR` or the config file; a token from
-/// `--vault-token-file`, `VAULT_TOKEN` or the config's `token_file`; else AppRole from
-/// `VAULT_ROLE_ID` + `VAULT_SECRET_ID` (or the config's `role_id` + `secret_id_file`).
-#[cfg(feature = "vault")]
-fn vault(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-    args: Option<&BackendArgs>,
-) -> Result<Option<frona_backends::vault::VaultConfig>, Failure> {
-    use frona_backends::vault::{VaultAuth, VaultConfig};
-    let section = &file.backends.vault;
-    let Some(addr) = args
-        .and_then(|a| a.vault_addr.clone())
-        .or_else(|| env_text(env, &[VAULT_ADDR]))
-        .or_else(|| section.addr.clone())
-    else {
-        return Ok(None);
-    };
-    let token_file = args.and_then(|a| a.vault_token_file.as_ref());
-    let token = match token_file {
-        Some(path) => secret_from(env, &[], Some(path))?,
-        None => secret_from(
-            env,
-            &[VAULT_TOKEN],
-            section
-                .token_file
-                .clone()
-                .or_else(|| creds::file(env, creds::VAULT_TOKEN))
-                .as_ref(),
-        )?,
-    };
-    let auth = match token {
-        Some(token) => VaultAuth::Token(token),
-        None => {
-            let role_id = env_text(env, &[VAULT_ROLE_ID]).or_else(|| section.role_id.clone());
-            let secret_id = secret_from(
-                env,
-                &[VAULT_SECRET_ID],
-                section
-                    .secret_id_file
-                    .clone()
-                    .or_else(|| creds::file(env, creds::VAULT_SECRET_ID))
-                    .as_ref(),
-            )?;
-            match role_id.zip(secret_id) {
-                Some((role_id, secret_id)) => VaultAuth::AppRole {
-                    mount: "approle".into(),
-                    role_id,
-                    secret_id,
-                },
-                None => return Ok(None),
-            }
-        }
-    };
-    let namespace = env_text(env, &[VAULT_NAMESPACE]).or_else(|| section.namespace.clone());
-    Ok(Some(VaultConfig {
-        addr,
-        auth,
-        namespace,
-    }))
-}
-
-/// AWS: region from `--aws-secrets-region`, `AWS_REGION`, `AWS_DEFAULT_REGION` or the config;
-/// keys from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`/`AWS_SESSION_TOKEN` when set, else the
-/// SDK's default chain (profiles, SSO, IMDS).
-#[cfg(feature = "aws")]
-fn aws(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-    args: Option<&BackendArgs>,
-) -> Option<frona_backends::aws::AwsConfig> {
-    let section = &file.backends.aws;
-    let region = args
-        .and_then(|a| a.aws_secrets_region.clone())
-        .or_else(|| env_text(env, &["AWS_REGION", "AWS_DEFAULT_REGION"]))
-        .or_else(|| section.region.clone())?;
-    let endpoint = args
-        .and_then(|a| a.aws_endpoint_url.clone())
-        .or_else(|| env_text(env, &["AWS_ENDPOINT_URL"]))
-        .or_else(|| section.endpoint_url.clone());
-    let keys = env_text(env, &["AWS_ACCESS_KEY_ID"])
-        .zip(env_secret(env, "AWS_SECRET_ACCESS_KEY"))
-        .map(
-            |(access_key_id, secret_access_key)| frona_backends::aws::AwsKeys {
-                access_key_id,
-                secret_access_key,
-                session_token: env_secret(env, "AWS_SESSION_TOKEN"),
-            },
-        );
-    Some(frona_backends::aws::AwsConfig {
-        region,
-        endpoint,
-        keys,
-    })
-}
-
-/// GCP: project from `--gcp-secrets-project`, `GOOGLE_CLOUD_PROJECT` or the config; an access
-/// token from `FRONA_CREDENTIAL_GCP_ACCESS_TOKEN`, else Application Default Credentials.
-#[cfg(feature = "gcp")]
-fn gcp(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-    args: Option<&BackendArgs>,
-) -> Option<frona_backends::gcp::GcpConfig> {
-    let section = &file.backends.gcp;
-    let project = args
-        .and_then(|a| a.gcp_secrets_project.clone())
-        .or_else(|| env_text(env, &["GOOGLE_CLOUD_PROJECT"]))
-        .or_else(|| section.project.clone())?;
-    let endpoint = args
-        .and_then(|a| a.gcp_endpoint.clone())
-        .or_else(|| env_text(env, &[GCP_ENDPOINT]))
-        .or_else(|| section.endpoint.clone());
-    Some(frona_backends::gcp::GcpConfig {
-        project,
-        endpoint,
-        access_token: env_secret(env, GCP_ACCESS_TOKEN),
-    })
-}
-
-/// Azure Key Vault: URL from `--azure-vault-url`, `AZURE_KEYVAULT_URL` or the config; an access
-/// token from `FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN`, else a service principal from
-/// `AZURE_TENANT_ID`/`AZURE_CLIENT_ID`/`AZURE_CLIENT_SECRET`, else `az`/`azd` logins.
-#[cfg(feature = "azure")]
-fn azure(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-    args: Option<&BackendArgs>,
-) -> Option<frona_backends::azure::AzureConfig> {
-    use frona_backends::azure::{AzureConfig, AzureCredential};
-    let vault_url = args
-        .and_then(|a| a.azure_vault_url.clone())
-        .or_else(|| env_text(env, &["AZURE_KEYVAULT_URL"]))
-        .or_else(|| file.backends.azure.vault_url.clone())?;
-    let credential = match env_secret(env, AZURE_ACCESS_TOKEN) {
-        Some(token) => AzureCredential::AccessToken(token),
-        None => match (
-            env_text(env, &["AZURE_TENANT_ID"]),
-            env_text(env, &["AZURE_CLIENT_ID"]),
-            env_secret(env, "AZURE_CLIENT_SECRET"),
-        ) {
-            (Some(tenant_id), Some(client_id), Some(client_secret)) => {
-                AzureCredential::ClientSecret {
-                    tenant_id,
-                    client_id,
-                    client_secret,
-                }
-            }
-            _ => AzureCredential::DeveloperTools,
-        },
-    };
-    Some(AzureConfig {
-        vault_url,
-        credential,
-        connect_to: None,
-    })
-}
-
-/// 1Password Connect: `FRONA_CREDENTIAL_1PASSWORD_HOST`/`_TOKEN`, or Connect's own
-/// `OP_CONNECT_HOST`/`OP_CONNECT_TOKEN`, or the config file.
-#[cfg(feature = "onepassword")]
-fn onepassword(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-) -> Result<Option<frona_backends::onepassword::OnePasswordConfig>, Failure> {
-    let section = &file.backends.onepassword;
-    let host =
-        env_text(env, &[ONEPASSWORD_HOST, "OP_CONNECT_HOST"]).or_else(|| section.host.clone());
-    let token = secret_from(
-        env,
-        &[ONEPASSWORD_TOKEN, "OP_CONNECT_TOKEN"],
-        section
-            .token_file
-            .clone()
-            .or_else(|| creds::file(env, creds::ONEPASSWORD_TOKEN))
-            .as_ref(),
-    )?;
-    Ok(host
-        .zip(token)
-        .map(|(host, token)| frona_backends::onepassword::OnePasswordConfig { host, token }))
-}
-
-/// Infisical universal auth: `FRONA_CREDENTIAL_INFISICAL_{HOST,CLIENT_ID,CLIENT_SECRET,PROJECT_ID,ENVIRONMENT}`,
-/// or the config file.
-#[cfg(feature = "infisical")]
-fn infisical(
-    env: &EnvSnapshot,
-    file: &ConfigFile,
-) -> Result<Option<frona_backends::infisical::InfisicalConfig>, Failure> {
-    let section = &file.backends.infisical;
-    let pick = |name: &str, from_file: &Option<String>| {
-        env_text(env, &[name]).or_else(|| from_file.clone())
-    };
-    let (Some(client_id), Some(project_id)) = (
-        pick(INFISICAL_CLIENT_ID, &section.client_id),
-        pick(INFISICAL_PROJECT_ID, &section.project_id),
-    ) else {
-        return Ok(None);
-    };
-    let Some(client_secret) = secret_from(
-        env,
-        &[INFISICAL_CLIENT_SECRET],
-        section
-            .client_secret_file
-            .clone()
-            .or_else(|| creds::file(env, creds::INFISICAL_CLIENT_SECRET))
-            .as_ref(),
-    )?
-    else {
-        return Ok(None);
-    };
-    Ok(Some(frona_backends::infisical::InfisicalConfig {
-        host: pick(INFISICAL_HOST, &section.host)
-            .unwrap_or_else(|| "https://app.infisical.com".into()),
-        client_id,
-        client_secret,
-        project_id,
-        environment: pick(INFISICAL_ENVIRONMENT, &section.environment)
-            .unwrap_or_else(|| "dev".into()),
-    }))
+/// The built-in defaults of the `backends:` section (what `config show` reports as such).
+pub fn defaults() -> BackendsSection {
+    BackendsSection {
+        timeout: Some(Timeout(Limits::default().timeout)),
+        ..BackendsSection::default()
+    }
 }
 
 /// How long a backend may take: the flag, else `backends.timeout`, else 5 s.
-pub fn backend_timeout(file: &ConfigFile, args: Option<&BackendArgs>) -> std::time::Duration {
+pub fn backend_timeout(file: &BackendsSection, args: Option<&BackendArgs>) -> std::time::Duration {
     args.and_then(|a| a.backend_timeout)
-        .or(file.backends.timeout.map(|t| t.0))
+        .or(file.timeout.map(|t| t.0))
         .unwrap_or(Limits::default().timeout)
 }
 
-/// Every backend frona can reach with these flags, this environment and the config file.
-pub fn backends(env: &EnvSnapshot, args: Option<&BackendArgs>) -> Result<Backends, Failure> {
-    #[allow(unused_variables)]
-    let file = crate::config::load(env)?.file;
+/// Every backend frona can reach with these flags, this environment and the config files'
+/// merged `backends:` section.
+pub fn backends(
+    env: &EnvSnapshot,
+    file: &BackendsSection,
+    args: Option<&BackendArgs>,
+) -> Result<Backends, Failure> {
     let limits = Limits {
-        timeout: backend_timeout(&file, args),
+        timeout: backend_timeout(file, args),
         ..Limits::default()
     };
-    Ok(Backends::new(BackendsConfig {
+    let mut config = unconfigured(
         limits,
-        local: local_config(env)?,
-        #[cfg(feature = "vault")]
-        vault: vault(env, &file, args)?,
-        #[cfg(feature = "aws")]
-        aws: aws(env, &file, args),
-        #[cfg(feature = "gcp")]
-        gcp: gcp(env, &file, args),
-        #[cfg(feature = "azure")]
-        azure: azure(env, &file, args),
-        #[cfg(feature = "onepassword")]
-        onepassword: onepassword(env, &file)?,
-        #[cfg(feature = "infisical")]
-        infisical: infisical(env, &file)?,
-        systemd_creds: creds::directory(env)
-            .map(|dir| frona_backends::systemd_creds::SystemdCredsConfig { dir }),
-    }))
+        local_config(env)?,
+        creds::directory(env).map(|dir| frona_backends::systemd_creds::SystemdCredsConfig { dir }),
+    );
+    let inputs = Inputs {
+        env,
+        file,
+        flags: args,
+    };
+    for backend in BACKENDS {
+        (backend.build)(&inputs, &mut config)?;
+    }
+    Ok(Backends::new(config))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every descriptor names its section, and every key it lists is a key of that section.
+    #[test]
+    fn descriptors_match_the_sections() {
+        for backend in BACKENDS {
+            for key in backend.keys {
+                let yaml = format!("{}: {{{}: x}}", backend.name, key.name);
+                assert!(
+                    serde_norway::from_str::<BackendsSection>(&yaml).is_ok(),
+                    "backends.{}.{} is no key",
+                    backend.name,
+                    key.name
+                );
+            }
+        }
+        let names: Vec<&str> = BACKENDS.iter().map(|b| b.name).collect();
+        assert_eq!(
+            names,
+            ["vault", "aws", "gcp", "azure", "onepassword", "infisical"]
+        );
+    }
 }

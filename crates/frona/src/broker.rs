@@ -6,7 +6,6 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use frona_sandbox::EnvSnapshot;
 
 use crate::dirs;
 use crate::failure::Failure;
+use crate::settings::Settings;
 
 /// A running broker: where its sockets are (removed on drop).
 #[derive(Debug)]
@@ -58,18 +58,12 @@ impl Drop for RunningBroker {
         // A tunnel whose agent end has just closed (the agent is gone) records its byte counts
         // first; one that stays open longer than this goes unrecorded.
         if let Some(egress) = &self.egress {
-            egress.tunnels().wait(Duration::from_secs(1));
+            egress.tunnels().wait(std::time::Duration::from_secs(1));
         }
         self.broker.finish();
         let _ = std::fs::remove_dir_all(&self.dir);
         let _ = std::fs::remove_file(&self.control);
     }
-}
-
-/// Where the control sockets of running brokers are: in the state directory, which `frona run`
-/// hides from the agent.
-pub fn control_dir(env: &EnvSnapshot) -> PathBuf {
-    dirs::state_dir(env).join("control")
 }
 
 /// A private (0700) directory for this session's socket: `$XDG_RUNTIME_DIR/frona/…` or
@@ -144,8 +138,13 @@ fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
 
 /// Builds the broker: policy, audit log, grants, backend clients. `frona run` serves it to the
 /// agent; `frona call` uses it in-process.
-pub fn build(env: &EnvSnapshot, agent: &str, policy_dir: &Path) -> Result<Built, Failure> {
-    build_with(env, agent, load_policy(policy_dir)?, true)
+pub fn build(
+    env: &EnvSnapshot,
+    settings: &Settings,
+    agent: &str,
+    policy_dir: &Path,
+) -> Result<Built, Failure> {
+    build_with(env, settings, agent, load_policy(policy_dir)?, true)
 }
 
 /// The broker, and where to record the agent's init helper's pid once it runs.
@@ -155,21 +154,20 @@ type Built = (Broker, Arc<std::sync::atomic::AtomicI32>);
 /// only the egress proxy) no backend client is made, and nothing is created for one.
 fn build_with(
     env: &EnvSnapshot,
+    settings: &Settings,
     agent: &str,
     policy: PolicySet,
     with_backends: bool,
 ) -> Result<Built, Failure> {
-    let state = dirs::state_dir(env);
-    let audit = AuditLog::open(&state.join("audit.jsonl")).map_err(|e| {
+    let audit = AuditLog::open(&dirs::audit_log(env)).map_err(|e| {
         Failure::from_error(&e).with_hint(
             "`frona audit verify` shows the damage; move the log aside to start a new one",
         )
     })?;
-    let grants = Grants::open(&state.join("grants.redb")).map_err(|e| Failure::from_error(&e))?;
-    let config = crate::config::load(env)?;
+    let grants = Grants::open(&dirs::grants_db(env)).map_err(|e| Failure::from_error(&e))?;
     let mut clients = HashMap::new();
     if with_backends {
-        let mut backends = crate::backends::backends(env, None)?;
+        let mut backends = crate::backends::backends(env, &settings.backends, None)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -193,14 +191,10 @@ fn build_with(
         ),
         policy,
         credentials: CredentialsConfig {
-            registry: Registry::new(dirs::config_dir(env).join("credentials.yaml")),
+            registry: Registry::new(dirs::registry_file(env)),
             backends: clients,
-            cache_ttl: config
-                .file
-                .run
-                .cache_ttl
-                .map_or(Duration::from_secs(60), |t| t.0),
-            backend_timeout: crate::backends::backend_timeout(&config.file, None),
+            cache_ttl: settings.run.cache_ttl,
+            backend_timeout: crate::backends::backend_timeout(&settings.backends, None),
             cwd: std::env::current_dir().unwrap_or_else(|_| "/".into()),
         },
         audit,
@@ -242,6 +236,7 @@ fn async_listener(path: &Path) -> Result<std::os::unix::net::UnixListener, Failu
 /// Builds and starts the broker on its own threads.
 pub fn start(
     env: &EnvSnapshot,
+    settings: &Settings,
     agent: &str,
     policy_dir: &Path,
     tool_env: Vec<(OsString, OsString)>,
@@ -266,6 +261,7 @@ pub fn start(
     let egress_rules = policy.network_len();
     let (broker, agent_root) = build_with(
         env,
+        settings,
         agent,
         policy,
         serve.calls || serve.aws_credential.is_some(),
@@ -354,7 +350,7 @@ pub fn start(
         serving.map_err(|e| Failure::from_error(&e))?;
         egress = Some(built);
     }
-    let control_dir = control_dir(env);
+    let control_dir = dirs::control_dir(env);
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)

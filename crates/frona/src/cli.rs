@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::settings::{EnvFlags, Flags, IsolationFlags, RunLayer, RunOnlyFlags, SharedFlags};
+
 const AFTER_HELP: &str = "\
 Exit status:
   the agent's own status passes through (128+N when it dies of signal N);
@@ -108,8 +110,9 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// The run settings' flags (`crate::settings::defs`), shared with `config show`.
     #[command(flatten)]
-    pub settings: RunSettings,
+    pub settings: Flags<SharedFlags>,
 
     /// Do not start the broker (the agent gets no FRONA_BROKER_SOCKET). With `--net proxy`
     /// the egress proxy still runs.
@@ -122,108 +125,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOST=ADDR", value_parser = parse_proxy_resolve)]
     pub proxy_resolve: Vec<(String, Vec<std::net::IpAddr>)>,
 
-    /// With `--net proxy`: serve this `aws-sts` credential (an AWS role) to the agent's AWS
-    /// SDKs at the container credentials endpoint (default: the one `aws-sts` credential that
-    /// applies, if there is exactly one). Each fetch is decided by the policy (tool
-    /// `aws-credentials`).
-    #[arg(long, value_name = "NAME")]
-    pub aws_credential: Option<String>,
+    /// `--aws-credential` (`run.aws_credential`).
+    #[command(flatten)]
+    pub aws: Flags<RunOnlyFlags>,
 
     /// The agent command and its arguments.
     #[arg(required = true, trailing_var_arg = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
 }
 
-/// The settings of `frona run` that flags, `FRONA_*` variables and config files give; shared by
-/// `run` and `config show` (which says where each value came from).
-#[derive(Debug, Args)]
-pub struct RunSettings {
-    #[command(flatten)]
-    pub env: EnvArgs,
-
-    #[command(flatten)]
-    pub isolation: IsolationArgs,
-
-    /// Do not print the report of stripped variables.
-    #[arg(short, long)]
-    pub quiet: bool,
-
-    /// The agent's id, which policies and credential scopes match on.
-    #[arg(long, default_value = "default", value_name = "NAME")]
-    pub agent: String,
-
-    /// The policy directory for the broker (default: `run.policy` in the config, else
-    /// $XDG_CONFIG_HOME/frona/policies). The broker starts only when this directory exists.
-    #[arg(long, value_name = "DIR")]
-    pub policy: Option<PathBuf>,
-
-    /// With `--net proxy`: a host the agent may reach, as `api.github.com`, `*.github.com`, an
-    /// address or network (`10.1.2.3`, `10.0.0.0/8`), with an optional `:PORT` (default 443
-    /// and 80) (repeatable; adds to the policies' `network:` entries, whose denials win).
-    #[arg(long, value_name = "PATTERN", value_parser = parse_host_pattern)]
-    pub allow_host: Vec<String>,
-
-    /// Time the agent gets to exit after SIGTERM before it is killed (e.g. 10s, 500ms, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub stop_timeout: Duration,
-}
-
-/// How the agent's environment is built; shared by `run` and `env check`.
-#[derive(Debug, Args)]
-pub struct EnvArgs {
-    /// `default` strips credentials; `allowlist` passes only a base list and --keep names.
-    #[arg(long, value_enum, default_value_t = EnvModeArg::Default, value_name = "MODE")]
-    pub env_mode: EnvModeArg,
-
-    /// Pass this variable to the agent even if it looks like a credential (repeatable).
-    #[arg(long, value_name = "NAME")]
-    pub keep: Vec<OsString>,
-
-    /// Also strip variables whose name matches this glob, case-insensitive (repeatable).
-    #[arg(long, value_name = "GLOB")]
-    pub strip: Vec<String>,
-}
-
-/// How the agent is isolated (Linux); shared by `run` and `doctor`.
-#[derive(Clone, Debug, Args)]
-pub struct IsolationArgs {
-    /// `required` fails when a feature is unavailable; `best-effort` applies what it can and
-    /// says what it skipped; `off` only scrubs and supervises.
-    #[arg(long, value_enum, default_value_t = IsolationArg::Required, value_name = "LEVEL")]
-    pub isolation: IsolationArg,
-
-    /// `host` shares the host's network; `none` gives the agent loopback only; `proxy`
-    /// (recommended) gives it loopback and frona's egress proxy, which reaches only the hosts
-    /// `--allow-host` and the policies' `network:` entries allow.
-    #[arg(long, value_enum, default_value_t = NetArg::Host, value_name = "MODE")]
-    pub net: NetArg,
-
-    /// Also hide this file or directory from the agent (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub hide: Vec<PathBuf>,
-
-    /// Do not hide this path (or anything beneath it) from the agent (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub unhide: Vec<PathBuf>,
-
-    /// The agent may write only beneath these paths, enforced with Landlock (repeatable;
-    /// default: working directory, temp dirs, the user's cache).
-    #[arg(long, value_name = "PATH")]
-    pub fs_write: Vec<PathBuf>,
-
-    /// Also keep the agent from creating or changing this path, even where it may write
-    /// (repeatable; persistence protection, see `--help`).
-    #[arg(long, value_name = "PATH", long_help = protect_help())]
-    pub protect: Vec<PathBuf>,
-
-    /// Let the agent create and change this protected path and anything beneath it
-    /// (repeatable).
-    #[arg(long, value_name = "PATH")]
-    pub writable: Vec<PathBuf>,
+impl RunArgs {
+    /// The layer of run settings its flags give.
+    pub fn flags(&self) -> RunLayer {
+        (*self.aws.layer)
+            .clone()
+            .combine((*self.settings.layer).clone())
+    }
 }
 
 /// `--protect`'s long help: the protected list, from the sandbox crate's own constants.
-fn protect_help() -> String {
+pub fn protect_help() -> String {
     use frona_sandbox::isolation::persistence::{
         PROTECTED_IN_CONFIG, PROTECTED_IN_HOME, PROTECTED_IN_PROJECT,
     };
@@ -284,7 +205,7 @@ pub fn parse_proxy_resolve(text: &str) -> Result<(String, Vec<std::net::IpAddr>)
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
     #[command(flatten)]
-    pub isolation: IsolationArgs,
+    pub isolation: Flags<IsolationFlags>,
 
     /// Print JSON instead of text.
     #[arg(long)]
@@ -327,7 +248,7 @@ pub enum ConfigCommand {
 pub struct ConfigShowArgs {
     /// The flags of `frona run` whose effective values are shown.
     #[command(flatten)]
-    pub settings: RunSettings,
+    pub settings: Flags<SharedFlags>,
 
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -482,7 +403,7 @@ pub enum SecretCommand {
 pub struct BackendArgs {
     /// How long a backend may take to answer, retries included [default: `backends.timeout`
     /// from the config, else 5s].
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = frona_policy::duration::parse)]
     pub backend_timeout: Option<Duration>,
 
     /// Vault's address (default: VAULT_ADDR).
@@ -629,7 +550,7 @@ pub enum EnvCommand {
 #[derive(Debug, Args)]
 pub struct EnvCheckArgs {
     #[command(flatten)]
-    pub env: EnvArgs,
+    pub env: Flags<EnvFlags>,
 
     /// Print JSON instead of a table.
     #[arg(long)]
@@ -640,7 +561,7 @@ pub struct EnvCheckArgs {
 pub struct InitArgs {
     #[arg(long)]
     pub parent: i32,
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = frona_policy::duration::parse)]
     pub stop_timeout: Duration,
     /// The isolation plan, as JSON.
     #[arg(long)]
@@ -652,41 +573,9 @@ pub struct InitArgs {
     pub command: Vec<OsString>,
 }
 
-/// `10`, `10s`, `500ms`, `1.5s`, `2m`, `1h`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (try 10s or 500ms)"))?;
-    let scale = match unit {
-        "" | "s" => 1.0,
-        "ms" => 0.001,
-        "m" => 60.0,
-        "h" => 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is out of range"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
-        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
-        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
-        assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("-1s").is_err());
-    }
 
     /// The helper's argv, as the sandbox crate writes it, parses back into the same config.
     #[test]

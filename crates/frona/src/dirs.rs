@@ -1,5 +1,6 @@
-//! frona's own directories: configuration (registry, key file, config) and data (the local
-//! store). Both are hidden from the agent by `frona run`. Also where the system config file is.
+//! frona's own directories: configuration (registry, key file, config, policies), data (the
+//! local store) and state (audit log, grants, control sockets), all hidden from the agent by
+//! `frona run`; the files in them, named once here; and where the system config file is.
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
@@ -45,4 +46,45 @@ pub fn state_dir(env: &EnvSnapshot) -> PathBuf {
     env_path(env, FRONA_STATE_DIR)
         .or_else(|| env_path(env, "XDG_STATE_HOME").map(|d| d.join("frona")))
         .unwrap_or_else(|| home(env).join(".local/state/frona"))
+}
+
+/// The user config file: `config.yaml` in the config directory.
+pub fn user_config_file(env: &EnvSnapshot) -> PathBuf {
+    config_dir(env).join("config.yaml")
+}
+
+/// The credential registry: `credentials.yaml` in the config directory.
+pub fn registry_file(env: &EnvSnapshot) -> PathBuf {
+    config_dir(env).join("credentials.yaml")
+}
+
+/// The default policy directory (`run.policy` names another): `policies` in the config
+/// directory.
+pub fn policy_dir(env: &EnvSnapshot) -> PathBuf {
+    config_dir(env).join("policies")
+}
+
+/// The local store's key file: `master.key` in the config directory.
+pub fn key_file(env: &EnvSnapshot) -> PathBuf {
+    config_dir(env).join("master.key")
+}
+
+/// The local store: `secrets.json` in the data directory.
+pub fn local_store(env: &EnvSnapshot) -> PathBuf {
+    data_dir(env).join("secrets.json")
+}
+
+/// The broker's audit log: `audit.jsonl` in the state directory.
+pub fn audit_log(env: &EnvSnapshot) -> PathBuf {
+    state_dir(env).join("audit.jsonl")
+}
+
+/// The grants database: `grants.redb` in the state directory.
+pub fn grants_db(env: &EnvSnapshot) -> PathBuf {
+    state_dir(env).join("grants.redb")
+}
+
+/// Where running brokers' control sockets are (`PID.sock`): `control` in the state directory.
+pub fn control_dir(env: &EnvSnapshot) -> PathBuf {
+    state_dir(env).join("control")
 }

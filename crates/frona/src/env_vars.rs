@@ -6,9 +6,10 @@
 //!   tracing-subscriber's JSON formatter: `timestamp`, `level`, `fields.message`, `target`).
 //! - `FRONA_SYSTEM_CONFIG`: the system config file (default `/etc/frona/config.yaml`), for
 //!   packagers and tests.
-//! - `FRONA_ISOLATION`, `FRONA_NET`, `FRONA_ENV_MODE`, `FRONA_STOP_TIMEOUT`, `FRONA_CACHE_TTL`, `FRONA_QUIET`
-//!   (`1`/`true`/`yes` or `0`/`false`/`no`), `FRONA_AGENT`, `FRONA_POLICY`: the `run:` settings
-//!   of the config file; they win over every config file and lose to flags (see `config`).
+//! - `FRONA_ISOLATION`, `FRONA_NET`, `FRONA_ENV_MODE`, `FRONA_STOP_TIMEOUT`, `FRONA_CACHE_TTL`,
+//!   `FRONA_QUIET` (`1`/`true`/`yes` or `0`/`false`/`no`), `FRONA_AGENT`, `FRONA_POLICY`: the
+//!   `run:` settings of the config file (each one's entry in `settings::defs` names it); they
+//!   win over every config file and lose to flags (see `settings`).
 //! - `NO_COLOR`: when set (to anything), frona's output carries no ANSI colour.
 //! - Stripped from the agent: names matching
 //!   [`frona_sandbox::scrub::CREDENTIAL_NAME_PATTERNS`], values recognised by
@@ -35,18 +36,10 @@
 //!   are taken away then, so that the SDKs look nowhere else first.
 //! - `FRONA_MASTER_KEY`: the local store's key (32 bytes, hex or base64).
 //! - `FRONA_PASSPHRASE`: the local store's passphrase (Argon2id), when it was created with one.
-//! - `VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_NAMESPACE`: Vault, as
-//!   the `vault` CLI reads them.
-//! - `AWS_REGION`, `AWS_DEFAULT_REGION`, `AWS_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`,
-//!   `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`: AWS, as the AWS CLI reads them.
-//! - `GOOGLE_CLOUD_PROJECT`, `FRONA_CREDENTIAL_GCP_ENDPOINT`, `FRONA_CREDENTIAL_GCP_ACCESS_TOKEN`:
-//!   Secret Manager (otherwise Application Default Credentials).
-//! - `AZURE_KEYVAULT_URL`, `FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN`, `AZURE_TENANT_ID`,
-//!   `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET`: Key Vault (otherwise `az`/`azd` logins).
-//! - `FRONA_CREDENTIAL_1PASSWORD_HOST`, `FRONA_CREDENTIAL_1PASSWORD_TOKEN` (or 1Password's own
-//!   `OP_CONNECT_HOST`, `OP_CONNECT_TOKEN`): the 1Password Connect server.
-//! - `FRONA_CREDENTIAL_INFISICAL_HOST` (default `https://app.infisical.com`), `_CLIENT_ID`,
-//!   `_CLIENT_SECRET`, `_PROJECT_ID`, `_ENVIRONMENT` (default `dev`): Infisical universal auth.
+//! - Each backend's variables (`VAULT_ADDR`, `VAULT_TOKEN`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+//!   `GOOGLE_CLOUD_PROJECT`, `AZURE_KEYVAULT_URL`, `FRONA_CREDENTIAL_1PASSWORD_HOST`,
+//!   `FRONA_CREDENTIAL_INFISICAL_CLIENT_ID` …): declared in the backend's descriptor
+//!   (`crate::backends::BACKENDS`), with the config key each one wins over.
 //! - `HOME`, `XDG_CONFIG_HOME`, `XDG_DATA_HOME`, `XDG_CACHE_HOME`, `XDG_STATE_HOME`, `TMPDIR`:
 //!   where frona's directories and the agent's writable places are.
 //! - `NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`: systemd's notify socket and watchdog;
@@ -90,21 +83,6 @@ pub const FRONA_DATA_DIR: &str = "FRONA_DATA_DIR";
 pub const FRONA_MASTER_KEY: &str = "FRONA_MASTER_KEY";
 /// The local store's passphrase.
 pub const FRONA_PASSPHRASE: &str = "FRONA_PASSPHRASE";
-pub const ONEPASSWORD_HOST: &str = "FRONA_CREDENTIAL_1PASSWORD_HOST";
-pub const ONEPASSWORD_TOKEN: &str = "FRONA_CREDENTIAL_1PASSWORD_TOKEN";
-pub const INFISICAL_HOST: &str = "FRONA_CREDENTIAL_INFISICAL_HOST";
-pub const INFISICAL_CLIENT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_ID";
-pub const INFISICAL_CLIENT_SECRET: &str = "FRONA_CREDENTIAL_INFISICAL_CLIENT_SECRET";
-pub const INFISICAL_PROJECT_ID: &str = "FRONA_CREDENTIAL_INFISICAL_PROJECT_ID";
-pub const INFISICAL_ENVIRONMENT: &str = "FRONA_CREDENTIAL_INFISICAL_ENVIRONMENT";
-pub const VAULT_ADDR: &str = "VAULT_ADDR";
-pub const VAULT_TOKEN: &str = "VAULT_TOKEN";
-pub const VAULT_ROLE_ID: &str = "VAULT_ROLE_ID";
-pub const VAULT_SECRET_ID: &str = "VAULT_SECRET_ID";
-pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
-pub const GCP_ENDPOINT: &str = "FRONA_CREDENTIAL_GCP_ENDPOINT";
-pub const GCP_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_GCP_ACCESS_TOKEN";
-pub const AZURE_ACCESS_TOKEN: &str = "FRONA_CREDENTIAL_AZURE_ACCESS_TOKEN";
 /// Overrides frona's state directory (audit log, grants).
 pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 /// The broker's socket, set in the agent's environment.

@@ -6,13 +6,12 @@ mod backends;
 mod broker;
 mod cli;
 mod cmd;
-mod config;
-mod config_file;
 mod dirs;
 mod env_vars;
 mod failure;
 mod logging;
 mod prompt;
+mod settings;
 mod systemd;
 
 use std::process::ExitCode;
@@ -28,18 +27,12 @@ fn main() -> ExitCode {
         return failure::Failure::from_error(&err).report();
     }
     let env = EnvSnapshot::capture();
-    // The matches are kept to tell flags given on the command line from clap's defaults, which
-    // the configuration may replace.
-    let matches = match <cli::Cli as clap::CommandFactory>::command().try_get_matches() {
-        Ok(matches) => matches,
-        Err(err) => return failure::clap_exit(&err),
-    };
-    let cli = match <cli::Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+    let cli = match <cli::Cli as clap::Parser>::try_parse() {
         Ok(cli) => cli,
         Err(err) => return failure::clap_exit(&err),
     };
     logging::init(&env);
-    let code = match cmd::dispatch(cli, &matches, env) {
+    let code = match cmd::dispatch(cli, env) {
         Ok(code) => code,
         Err(failure) => return failure.report(),
     };

@@ -12,7 +12,7 @@ use crate::failure::Failure;
 const TAMPERED: i32 = 1;
 
 pub fn audit(args: AuditArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let path = crate::dirs::state_dir(env).join("audit.jsonl");
+    let path = crate::dirs::audit_log(env);
     match args.command {
         Some(AuditCommand::Verify) => match frona_broker::audit::verify(&path) {
             Ok(head) if args.json => {

@@ -79,7 +79,12 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
             })
         }
         None => {
-            let policy_dir = crate::config::load(env)?.policy_dir(args.policy.clone(), env);
+            let settings =
+                crate::settings::load(env)?.resolve(&crate::settings::RunLayer::default())?;
+            let policy_dir = args
+                .policy
+                .clone()
+                .unwrap_or_else(|| settings.run.policy.clone());
             if !policy_dir.is_dir() {
                 return Err(Failure::new(
                     125,
@@ -87,7 +92,7 @@ pub fn call(args: CallArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
                 )
                 .with_hint("without policies every call is denied; see `policies/` for examples"));
             }
-            let (broker, _) = crate::broker::build(env, &args.agent, &policy_dir)?;
+            let (broker, _) = crate::broker::build(env, &settings, &args.agent, &policy_dir)?;
             let proxy = CredentialProxy::new(broker.clone());
             let status = broker.runtime().block_on(async {
                 let (parts, body) = proxy.handle(request, None).await.into_parts();

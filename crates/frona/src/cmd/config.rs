@@ -5,93 +5,45 @@
 use frona_sandbox::EnvSnapshot;
 use serde_json::{Value, json};
 
+use crate::backends::BACKENDS;
 use crate::cli::ConfigShowArgs;
-use crate::config::{Given, Origin, Setting, overlay};
 use crate::failure::Failure;
+use crate::settings::{Entry, Origin, overlay};
 
 /// What a secret-bearing value prints as.
 const SET: &str = "<set>";
 
-/// Identifiers that are credentials in all but name.
-const SENSITIVE: &[&str] = &["backends.vault.role_id", "backends.infisical.client_id"];
-
-/// The backends' own variables, which win over the config file (as `crate::backends` reads
-/// them; the first set one counts); `true` when the variable holds the secret itself rather
-/// than the setting.
-const BACKEND_ENV: &[(&str, &[&str], bool)] = &[
-    ("backends.vault.addr", &["VAULT_ADDR"], false),
-    ("backends.vault.token_file", &["VAULT_TOKEN"], true),
-    ("backends.vault.role_id", &["VAULT_ROLE_ID"], true),
-    ("backends.vault.secret_id_file", &["VAULT_SECRET_ID"], true),
-    ("backends.vault.namespace", &["VAULT_NAMESPACE"], false),
-    (
-        "backends.aws.region",
-        &["AWS_REGION", "AWS_DEFAULT_REGION"],
-        false,
-    ),
-    ("backends.aws.endpoint_url", &["AWS_ENDPOINT_URL"], false),
-    ("backends.gcp.project", &["GOOGLE_CLOUD_PROJECT"], false),
-    (
-        "backends.gcp.endpoint",
-        &["FRONA_CREDENTIAL_GCP_ENDPOINT"],
-        false,
-    ),
-    ("backends.azure.vault_url", &["AZURE_KEYVAULT_URL"], false),
-    (
-        "backends.onepassword.host",
-        &["FRONA_CREDENTIAL_1PASSWORD_HOST", "OP_CONNECT_HOST"],
-        false,
-    ),
-    (
-        "backends.onepassword.token_file",
-        &["FRONA_CREDENTIAL_1PASSWORD_TOKEN", "OP_CONNECT_TOKEN"],
-        true,
-    ),
-    (
-        "backends.infisical.host",
-        &["FRONA_CREDENTIAL_INFISICAL_HOST"],
-        false,
-    ),
-    (
-        "backends.infisical.client_id",
-        &["FRONA_CREDENTIAL_INFISICAL_CLIENT_ID"],
-        true,
-    ),
-    (
-        "backends.infisical.client_secret_file",
-        &["FRONA_CREDENTIAL_INFISICAL_CLIENT_SECRET"],
-        true,
-    ),
-    (
-        "backends.infisical.project_id",
-        &["FRONA_CREDENTIAL_INFISICAL_PROJECT_ID"],
-        false,
-    ),
-    (
-        "backends.infisical.environment",
-        &["FRONA_CREDENTIAL_INFISICAL_ENVIRONMENT"],
-        false,
-    ),
-];
-
-pub fn show(args: &ConfigShowArgs, given: Given<'_>, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let config = crate::config::load(env)?;
-    let mut settings = config.settings.clone();
-    for (key, vars, secret) in BACKEND_ENV {
-        let set = vars
+/// Whether `backends.NAME.KEY` is a credential in all but name (its descriptor says so).
+fn sensitive(key: &str) -> bool {
+    BACKENDS.iter().any(|backend| {
+        backend
+            .keys
             .iter()
-            .find_map(|v| env.get(v).filter(|x| !x.is_empty()).map(|x| (*v, x)));
-        if let Some((var, value)) = set {
-            let value = if *secret {
-                Value::String(SET.into())
-            } else {
-                Value::String(String::from_utf8_lossy(value).into_owned())
-            };
-            overlay(&mut settings, key, value, Origin::Env(var));
+            .any(|k| k.sensitive && key == format!("backends.{}.{}", backend.name, k.name))
+    })
+}
+
+pub fn show(args: &ConfigShowArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let config = crate::settings::load(env)?;
+    let mut settings = config.entries(&args.settings.layer);
+    // The backends' own variables, which win over the config file (as their descriptors say;
+    // the first set one counts).
+    for backend in BACKENDS {
+        for key in backend.keys {
+            let set = key
+                .env
+                .iter()
+                .find_map(|v| env.get(v).filter(|x| !x.is_empty()).map(|x| (*v, x)));
+            if let Some((var, value)) = set {
+                let value = if key.env_is_secret {
+                    Value::String(SET.into())
+                } else {
+                    Value::String(String::from_utf8_lossy(value).into_owned())
+                };
+                let name = format!("backends.{}.{}", backend.name, key.name);
+                overlay(&mut settings, &name, value, Origin::Env(var));
+            }
         }
-    }
-    for (key, flag, value) in flags(args, given)? {
-        overlay(&mut settings, key, value, Origin::Flag(flag));
     }
     settings.sort_by(|a, b| a.key.cmp(&b.key));
     for setting in &mut settings {
@@ -135,139 +87,12 @@ pub fn show(args: &ConfigShowArgs, given: Given<'_>, env: &EnvSnapshot) -> Resul
     Ok(0)
 }
 
-/// The flags of `frona run` given to `config show`, as config values.
-fn flags(
-    args: &ConfigShowArgs,
-    given: Given<'_>,
-) -> Result<Vec<(&'static str, &'static str, Value)>, Failure> {
-    let paths = |list: &[std::path::PathBuf]| {
-        Value::from(
-            list.iter()
-                .map(|p| p.to_string_lossy().into_owned())
-                .collect::<Vec<_>>(),
-        )
-    };
-    let mut out = Vec::new();
-    let candidates: Vec<(&str, &str, &str, Value)> = vec![
-        (
-            "isolation",
-            "run.isolation",
-            "--isolation",
-            to_json(&args.settings.isolation.isolation)?,
-        ),
-        (
-            "net",
-            "run.net",
-            "--net",
-            to_json(&args.settings.isolation.net)?,
-        ),
-        (
-            "env_mode",
-            "run.env_mode",
-            "--env-mode",
-            to_json(&args.settings.env.env_mode)?,
-        ),
-        (
-            "stop_timeout",
-            "run.stop_timeout",
-            "--stop-timeout",
-            Value::String(crate::config_file::Timeout(args.settings.stop_timeout).into()),
-        ),
-        (
-            "quiet",
-            "run.quiet",
-            "--quiet",
-            Value::Bool(args.settings.quiet),
-        ),
-        (
-            "agent",
-            "run.agent",
-            "--agent",
-            Value::from(args.settings.agent.clone()),
-        ),
-        (
-            "policy",
-            "run.policy",
-            "--policy",
-            args.settings
-                .policy
-                .as_ref()
-                .map_or(Value::Null, |p| p.to_string_lossy().into_owned().into()),
-        ),
-        (
-            "allow_host",
-            "run.allow_host",
-            "--allow-host",
-            Value::from(args.settings.allow_host.clone()),
-        ),
-        (
-            "keep",
-            "run.keep",
-            "--keep",
-            Value::from(
-                args.settings
-                    .env
-                    .keep
-                    .iter()
-                    .map(|k| k.to_string_lossy().into_owned())
-                    .collect::<Vec<_>>(),
-            ),
-        ),
-        (
-            "strip",
-            "run.strip",
-            "--strip",
-            Value::from(args.settings.env.strip.clone()),
-        ),
-        (
-            "hide",
-            "run.hide",
-            "--hide",
-            paths(&args.settings.isolation.hide),
-        ),
-        (
-            "unhide",
-            "run.unhide",
-            "--unhide",
-            paths(&args.settings.isolation.unhide),
-        ),
-        (
-            "fs_write",
-            "run.fs_write",
-            "--fs-write",
-            paths(&args.settings.isolation.fs_write),
-        ),
-        (
-            "protect",
-            "run.protect",
-            "--protect",
-            paths(&args.settings.isolation.protect),
-        ),
-        (
-            "writable",
-            "run.writable",
-            "--writable",
-            paths(&args.settings.isolation.writable),
-        ),
-    ];
-    for (id, key, flag, value) in candidates {
-        if given.has(id) {
-            out.push((key, flag, value));
-        }
-    }
-    Ok(out)
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Result<Value, Failure> {
-    serde_json::to_value(value).map_err(|e| Failure::from_error(&e))
-}
-
 /// `<set>` for a sensitive key, or any string that looks like a credential.
 fn redact(key: &str, value: &Value) -> Value {
     let looks_secret =
         |s: &str| frona_sandbox::scrub::detect_credential_value(s.as_bytes()).is_some();
     match value {
-        _ if SENSITIVE.contains(&key) => Value::String(SET.into()),
+        _ if sensitive(key) => Value::String(SET.into()),
         Value::String(s) if looks_secret(s) => Value::String(SET.into()),
         Value::Array(items) => Value::Array(items.iter().map(|v| redact(key, v)).collect()),
         other => other.clone(),
@@ -285,7 +110,7 @@ fn text(value: &Value) -> String {
     }
 }
 
-fn setting_json(setting: &Setting) -> Value {
+fn setting_json(setting: &Entry) -> Value {
     let mut doc = json!({
         "key": setting.key,
         "value": setting.value,

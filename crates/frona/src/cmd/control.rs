@@ -13,7 +13,7 @@ use crate::failure::Failure;
 
 /// The live control sockets; stale ones (their frona is gone) are removed.
 fn sockets(env: &EnvSnapshot) -> Vec<PathBuf> {
-    let dir = crate::broker::control_dir(env);
+    let dir = crate::dirs::control_dir(env);
     let mut live = Vec::new();
     for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
         let path = entry.path();
@@ -95,10 +95,7 @@ pub fn approvals(as_json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
 
 pub fn grant(command: GrantCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
     let running = !sockets(env).is_empty();
-    let open = || {
-        Grants::open(&crate::dirs::state_dir(env).join("grants.redb"))
-            .map_err(|e| Failure::from_error(&e))
-    };
+    let open = || Grants::open(&crate::dirs::grants_db(env)).map_err(|e| Failure::from_error(&e));
     match command {
         GrantCommand::List { json } => {
             let grants: Vec<Value> = if running {

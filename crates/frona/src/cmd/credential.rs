@@ -11,8 +11,7 @@ use frona_backends::{BackendKind, Secret, SecretRef};
 use frona_sandbox::EnvSnapshot;
 use serde_json::json;
 
-use crate::backends::backends;
-use crate::cli::{CredentialCommand, RegisterArgs};
+use crate::cli::{BackendArgs, CredentialCommand, RegisterArgs};
 use crate::dirs;
 use crate::failure::Failure;
 
@@ -20,7 +19,13 @@ use crate::failure::Failure;
 const UNHEALTHY: i32 = 1;
 
 fn registry(env: &EnvSnapshot) -> Registry {
-    Registry::new(dirs::config_dir(env).join("credentials.yaml"))
+    Registry::new(dirs::registry_file(env))
+}
+
+/// The backends, with the config files' `backends:` section read once.
+fn backends(env: &EnvSnapshot, flags: &BackendArgs) -> Result<Backends, Failure> {
+    let settings = crate::settings::load(env)?.resolve(&crate::settings::RunLayer::default())?;
+    crate::backends::backends(env, &settings.backends, Some(flags))
 }
 
 fn cwd() -> PathBuf {
@@ -103,7 +108,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             backend,
         } => {
             let credential = resolve(&registry, &name, agent.as_deref())?;
-            let mut backends = backends(env, Some(&backend))?;
+            let mut backends = backends(env, &backend)?;
             let started = Instant::now();
             let fetched = runtime()?.block_on(async {
                 let client = backends.client(credential.backend).await?;
@@ -135,7 +140,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             backend,
         } => {
             let credential = resolve(&registry, &name, agent.as_deref())?;
-            let mut backends = backends(env, Some(&backend))?;
+            let mut backends = backends(env, &backend)?;
             let new_value = match credential.backend {
                 // AWS rotates by itself; systemd credentials are read-only (an error, unprompted).
                 BackendKind::Aws | BackendKind::SystemdCreds => None,
@@ -160,7 +165,7 @@ pub fn credential(command: CredentialCommand, env: &EnvSnapshot) -> Result<i32, 
             );
             Ok(0)
         }
-        CredentialCommand::Health { json, backend } => health(backends(env, Some(&backend))?, json),
+        CredentialCommand::Health { json, backend } => health(backends(env, &backend)?, json),
     }
 }
 

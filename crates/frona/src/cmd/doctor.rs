@@ -6,13 +6,17 @@ use frona_sandbox::isolation::probe::{namespace_refused_hint, try_namespaces};
 use frona_sandbox::isolation::{Facts, Plan};
 use serde_json::json;
 
-use crate::cli::DoctorArgs;
 use crate::failure::Failure;
+use crate::settings::IsolationSettings;
 
 /// Exit status when `frona run` with these flags would refuse to start.
 const RUN_WOULD_FAIL: i32 = 1;
 
-pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
+pub fn doctor(
+    isolation: &IsolationSettings,
+    json: bool,
+    env: &EnvSnapshot,
+) -> Result<i32, Failure> {
     let facts = Facts::gather(env);
     let namespaces_probe = try_namespaces(facts.uid != 0);
     // A refusal that no sysctl explains (those have their own hint above it).
@@ -23,7 +27,7 @@ pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
         }
         _ => None,
     };
-    let mut isolation = args.isolation.clone();
+    let mut isolation = isolation.clone();
     isolation
         .protect
         .extend(super::run::frona_protected(env, None));
@@ -34,7 +38,7 @@ pub fn doctor(args: &DoctorArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
         .map(|u| u.release().to_string_lossy().into_owned())
         .unwrap_or_default();
     let code = if plan.is_ok() { 0 } else { RUN_WOULD_FAIL };
-    if args.json {
+    if json {
         let doc = json!({
             "os": std::env::consts::OS,
             "kernel": release,

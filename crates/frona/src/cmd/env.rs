@@ -3,13 +3,13 @@
 use frona_sandbox::EnvSnapshot;
 use frona_sandbox::scrub::{Decision, KeepReason, scrub};
 
-use crate::cli::EnvCheckArgs;
 use crate::failure::Failure;
+use crate::settings::EnvSettings;
 
-pub fn check(args: &EnvCheckArgs, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let options = args.env.scrub_options()?;
+pub fn check(settings: &EnvSettings, json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let options = settings.scrub_options()?;
     let (report, _) = scrub(env, &options);
-    if args.json {
+    if json {
         let json = serde_json::to_string_pretty(&report.to_json_value())
             .map_err(|e| Failure::from_error(&e))?;
         println!("{json}");

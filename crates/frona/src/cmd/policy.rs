@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use crate::cli::PolicyCommand;
 use crate::failure::Failure;
+use crate::settings::{Origin, RunLayer};
 
 /// Exit status when a policy test fails.
 const TESTS_FAILED: i32 = 1;
@@ -52,9 +53,11 @@ fn load(dir: &Path) -> Result<PolicySet, Failure> {
     })
 }
 
-/// `given`, else the config's `run.policy`, else `$XDG_CONFIG_HOME/frona/policies`.
+/// `given`, else the config's `run.policy`, else `$XDG_CONFIG_HOME/frona/policies`. The
+/// config is read (and checked) either way.
 fn policy_dir(given: Option<PathBuf>, env: &EnvSnapshot) -> Result<PathBuf, Failure> {
-    Ok(crate::config::load(env)?.policy_dir(given, env))
+    let settings = crate::settings::load(env)?.resolve(&RunLayer::default())?;
+    Ok(given.unwrap_or(settings.run.policy))
 }
 
 pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
@@ -133,11 +136,13 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                 None => jiff::Timestamp::now(),
             };
             if let Some(target) = connect {
-                let config = crate::config::load(env)?;
-                let dir = config.policy_dir(policy, env);
+                let loaded = crate::settings::load(env)?;
+                let settings = loaded.resolve(&RunLayer::default())?;
+                let dir = policy.unwrap_or_else(|| settings.run.policy.clone());
+                let configured = (settings.run.allow_host, loaded.origin("run.allow_host"));
                 return explain_connect(
                     &dir,
-                    &config,
+                    configured,
                     ConnectArgs {
                         target,
                         allow_host,
@@ -211,37 +216,26 @@ struct ConnectArgs {
     json: bool,
 }
 
+/// The config's `run.allow_host` and where it came from.
+type Configured = (Vec<String>, Option<Origin>);
+
 /// The egress proxy's rules as `frona run --net proxy` builds them: the policies' `network:`
 /// entries (none without a policy directory), then `--allow-host`, else the config's
 /// `run.allow_host`. Returns the set, the patterns and where they came from.
 fn egress_rules(
     dir: &Path,
-    config: &crate::config::Config,
+    configured: Configured,
     flags: Vec<String>,
-) -> Result<(PolicySet, Vec<String>, Option<crate::config::Origin>), Failure> {
+) -> Result<(PolicySet, Vec<String>, Option<Origin>), Failure> {
     let mut set = if dir.is_dir() {
         load(dir)?
     } else {
         PolicySet::default()
     };
     let (patterns, origin) = if flags.is_empty() {
-        let patterns: Vec<String> = config
-            .file
-            .run
-            .allow_host
-            .iter()
-            .flatten()
-            .map(|p| p.0.clone())
-            .collect();
-        let origin = config
-            .settings
-            .iter()
-            .rev()
-            .find(|s| s.key == "run.allow_host")
-            .map(|s| s.origin.clone());
-        (patterns, origin)
+        configured
     } else {
-        (flags, Some(crate::config::Origin::Flag("--allow-host")))
+        (flags, Some(Origin::Flag("--allow-host")))
     };
     let parsed = patterns
         .iter()
@@ -279,18 +273,14 @@ fn resolve(
 /// `frona policy explain --connect`: the egress proxy's decision for one request, with the
 /// same functions: the host and port ([`PolicySet::egress`]), then every address the name
 /// resolves to (or the address named) ([`PolicySet::egress_address`]).
-fn explain_connect(
-    dir: &Path,
-    config: &crate::config::Config,
-    args: ConnectArgs,
-) -> Result<i32, Failure> {
+fn explain_connect(dir: &Path, configured: Configured, args: ConnectArgs) -> Result<i32, Failure> {
     let connect = Connect::parse(&args.target).map_err(|e| {
         Failure::new(125, format!("--connect: {e}")).with_hint(
             "e.g. --connect api.github.com, --connect github.com:22, --connect \
              http://pypi.org/simple/",
         )
     })?;
-    let (set, patterns, origin) = egress_rules(dir, config, args.allow_host)?;
+    let (set, patterns, origin) = egress_rules(dir, configured, args.allow_host)?;
     let request = EgressRequest {
         target: connect.target.clone(),
         port: connect.port,
@@ -350,7 +340,7 @@ fn explain_connect(
             "agent": request.agent,
             "time": request.time.to_string(),
             "allow_host": patterns,
-            "allow_host_source": origin.as_ref().map(crate::config::Origin::source),
+            "allow_host_source": origin.as_ref().map(Origin::source),
             "host_decision": host,
             "addresses": checked.as_ref().map(|list| list.iter().map(address_json).collect::<Vec<_>>()),
             "decision": {"effect": effect, "rule": rule, "reason": reason},

@@ -12,10 +12,12 @@ use frona_sandbox::supervise::{Events, InitConfig, Started, SuperviseError, supe
 
 use crate::cli::RunArgs;
 use crate::failure::Failure;
+use crate::settings::Settings;
 use crate::systemd::notify::Notifier;
 
-pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
-    let options = args.settings.env.scrub_options()?;
+pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, Failure> {
+    let run = &settings.run;
+    let options = run.env.scrub_options()?;
     let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
@@ -28,7 +30,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     );
     // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them, and
     // so are the credentials systemd loaded for frona's unit.
-    let mut isolation = args.settings.isolation;
+    let mut isolation = run.isolation.clone();
     isolation
         .hide
         .extend([crate::dirs::config_dir(&env), crate::dirs::data_dir(&env)]);
@@ -40,33 +42,29 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .extend(crate::systemd::credentials::directory(&env));
     isolation
         .protect
-        .extend(frona_protected(&env, args.settings.policy.clone()));
+        .extend(frona_protected(&env, Some(run.policy.clone())));
     let mut plan = isolation.plan(&Facts::gather(&env))?;
     // The `aws-sts` credential the agent's AWS SDKs get, under `--net proxy` only.
     let aws_credential = crate::aws_credentials::choose(
         &env,
-        &args.settings.agent,
-        args.aws_credential.as_deref(),
+        &run.agent,
+        run.aws_credential.as_deref(),
         plan.proxy_relay.is_some(),
         args.no_broker,
-        args.settings.quiet,
+        run.quiet,
     )?;
-    if plan.proxy_relay.is_none() && !args.settings.quiet {
-        note_unserved_bindings(&env, &args.settings.agent);
+    if plan.proxy_relay.is_none() && !run.quiet {
+        note_unserved_bindings(&env, &run.agent);
     }
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
     frona_sandbox::supervise::block_forwarded_signals().map_err(|e| failure(&e))?;
     // The broker serves calls when there are policies to apply: without any, every call would
     // be denied, and the agent simply gets no broker socket. Under `--net proxy` it runs for
     // the egress proxy in any case.
-    let policy_dir = args
-        .settings
-        .policy
-        .clone()
-        .unwrap_or_else(|| crate::dirs::config_dir(&env).join("policies"));
+    let policy_dir = &run.policy;
     // Another session's placeholder for a missing policy directory does not count.
     let serve_calls =
-        !args.no_broker && policy_dir.is_dir() && !persistence::is_placeholder(&policy_dir);
+        !args.no_broker && policy_dir.is_dir() && !persistence::is_placeholder(policy_dir);
     // Placeholders for missing protected paths exist from here (after every decision that
     // looks at frona's own directories) until the agent and the broker's tools are gone
     // (`release` below; dropped on every early return).
@@ -80,8 +78,9 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         tool_plan.proxy_relay = None;
         let broker = crate::broker::start(
             &env,
-            &args.settings.agent,
-            &policy_dir,
+            &settings,
+            &run.agent,
+            policy_dir,
             agent_env.clone(),
             &tool_plan,
             crate::broker::Serve {
@@ -89,7 +88,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
                 egress: plan
                     .proxy_relay
                     .is_some()
-                    .then_some(args.settings.allow_host.as_slice()),
+                    .then_some(run.allow_host.as_slice()),
                 resolve: &args.proxy_resolve,
                 aws_credential: aws_credential.as_deref(),
             },
@@ -120,7 +119,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
                     crate::env_vars::set(&mut agent_env, var, bundle);
                 }
             }
-            if broker.egress_rules == 0 && !args.settings.quiet {
+            if broker.egress_rules == 0 && !run.quiet {
                 eprintln!(
                     "frona: --net proxy: no host is allowed; give --allow-host or a `network:` entry in a policy"
                 );
@@ -133,7 +132,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
         .first()
         .and_then(|program| Notifier::from_env(&env, program, broker.is_some()));
     drop(env);
-    if !args.settings.quiet {
+    if !run.quiet {
         if let Some(line) = report.summary_line() {
             eprintln!("{line}");
         }
@@ -146,7 +145,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
     }
     let config = InitConfig {
         parent: std::process::id() as i32,
-        stop_timeout: args.settings.stop_timeout,
+        stop_timeout: run.stop_timeout,
         plan,
         command: args.command,
     };
@@ -172,7 +171,7 @@ pub fn run(args: RunArgs, env: EnvSnapshot) -> Result<i32, Failure> {
 /// under `--net proxy`, where the egress proxy can swap them.
 fn note_unserved_bindings(env: &EnvSnapshot, agent: &str) {
     use frona_backends::registry::Registry;
-    let registry = Registry::new(crate::dirs::config_dir(env).join("credentials.yaml"));
+    let registry = Registry::new(crate::dirs::registry_file(env));
     let Ok(listed) = registry.list() else {
         return;
     };
@@ -197,7 +196,7 @@ pub fn frona_protected(
         crate::dirs::data_dir(env),
         crate::dirs::state_dir(env),
         crate::dirs::system_config_file(env),
-        policy.unwrap_or_else(|| crate::dirs::config_dir(env).join("policies")),
+        policy.unwrap_or_else(|| crate::dirs::policy_dir(env)),
     ]
 }
 

@@ -1,6 +1,67 @@
+use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt as _;
+use std::time::Duration;
 
 use super::*;
+use crate::cli::{EnvModeArg, IsolationArg, NetArg};
+use crate::env_vars::{
+    FRONA_AGENT, FRONA_ISOLATION, FRONA_QUIET, FRONA_STOP_TIMEOUT, FRONA_SYSTEM_CONFIG,
+};
+
+/// What the tests look at: the layers' merged values below the flags (`file`), every entry
+/// with its origin (`settings`), the files looked for, and what was loaded.
+#[derive(Debug)]
+struct Config {
+    file: Merged,
+    settings: Vec<Entry>,
+    files: Vec<LayerFile>,
+    loaded: Loaded,
+}
+
+#[derive(Debug)]
+struct Merged {
+    run: RunLayer,
+    backends: BackendsSection,
+}
+
+impl Config {
+    fn new(loaded: Loaded) -> Self {
+        let none = RunLayer::default();
+        let backends = loaded.resolve(&none).unwrap().backends;
+        Self {
+            file: Merged {
+                run: loaded.merged(&none),
+                backends,
+            },
+            settings: loaded.entries(&none),
+            files: loaded
+                .files
+                .iter()
+                .map(|f| LayerFile {
+                    layer: f.layer,
+                    path: f.path.clone(),
+                    found: f.found,
+                })
+                .collect(),
+            loaded,
+        }
+    }
+
+    /// The settings with `flags` on top.
+    fn resolve(&self, flags: &RunLayer) -> Run {
+        self.loaded.resolve(flags).unwrap().run
+    }
+}
+
+/// The flags of `frona ARGS`.
+fn run_flags(args: &[&str]) -> RunLayer {
+    use clap::Parser as _;
+    let cli = crate::cli::Cli::try_parse_from(args).unwrap();
+    let crate::cli::Command::Run(args) = cli.command else {
+        panic!("not run")
+    };
+    args.flags()
+}
 
 /// A scratch tree: `home/` (HOME), `etc/config.yaml` (the system file),
 /// `home/.config/frona/config.yaml` (the user file) and `home/proj` (a project).
@@ -52,7 +113,7 @@ impl Tree {
         pairs.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
         let env =
             EnvSnapshot::from_pairs(pairs.into_iter().map(|(k, v)| (k.into(), v.into_bytes())));
-        load_from(&env, &self.root.join("home/proj/sub"))
+        load_from(&env, &self.root.join("home/proj/sub")).map(Config::new)
     }
 
     fn load(&self) -> Result<Config, Failure> {
@@ -75,31 +136,28 @@ fn origin_of<'a>(config: &'a Config, key: &str) -> &'a Origin {
         .origin
 }
 
+/// `frona run` without a flag runs with the defaults, and `--help` shows them (`defs`).
 #[test]
 fn defaults_match_the_flags() {
-    use clap::Parser as _;
     let tree = Tree::new("defaults");
     let config = tree.load().unwrap();
-    let cli = crate::cli::Cli::try_parse_from(["frona", "run", "--", "x"]).unwrap();
-    let crate::cli::Command::Run(args) = cli.command else {
-        panic!()
-    };
+    let args = config.resolve(&run_flags(&["frona", "run", "--", "x"]));
     let run = &config.file.run;
     assert_eq!(
         serde_json::to_value(run.isolation).unwrap(),
-        serde_json::to_value(Some(args.settings.isolation.isolation)).unwrap()
+        serde_json::to_value(Some(args.isolation.isolation)).unwrap()
     );
     assert_eq!(
         serde_json::to_value(run.net).unwrap(),
-        serde_json::to_value(Some(args.settings.isolation.net)).unwrap()
+        serde_json::to_value(Some(args.isolation.net)).unwrap()
     );
     assert_eq!(
         serde_json::to_value(run.env_mode).unwrap(),
-        serde_json::to_value(Some(args.settings.env.env_mode)).unwrap()
+        serde_json::to_value(Some(args.env.env_mode)).unwrap()
     );
-    assert_eq!(run.stop_timeout, Some(Timeout(args.settings.stop_timeout)));
-    assert_eq!(run.quiet, Some(args.settings.quiet));
-    assert_eq!(run.agent.as_deref(), Some(args.settings.agent.as_str()));
+    assert_eq!(run.stop_timeout, Some(Timeout(args.stop_timeout)));
+    assert_eq!(run.quiet, Some(args.quiet));
+    assert_eq!(run.agent.as_deref(), Some(args.agent.as_str()));
     assert_eq!(origin_of(&config, "run.isolation"), &Origin::Default);
 }
 
@@ -160,13 +218,11 @@ fn strip_and_hide_accumulate() {
         3
     );
     // Flags add to them too.
-    let mut args = EnvArgs {
-        env_mode: EnvModeArg::Default,
-        keep: vec![],
-        strip: vec!["FLAG_*".into()],
-    };
-    config.apply_env(Given(None), &mut args);
-    assert_eq!(args.strip, ["SYS_*", "USER_*", "PROJ_*", "FLAG_*"]);
+    let args = config.resolve(&RunLayer {
+        strip: Some(vec!["FLAG_*".into()]),
+        ..RunLayer::default()
+    });
+    assert_eq!(args.env.strip, ["SYS_*", "USER_*", "PROJ_*", "FLAG_*"]);
 }
 
 /// A project file may tighten what the layers below set ...
@@ -257,25 +313,21 @@ fn env_values_are_checked() {
 
 #[test]
 fn flags_win() {
-    use clap::{CommandFactory as _, FromArgMatches as _};
     let tree = Tree::new("flags");
     tree.user("run: {isolation: best-effort, agent: cfg, keep: [A], stop_timeout: 3s}");
     let config = tree.load().unwrap();
-    let matches = crate::cli::Cli::command()
-        .try_get_matches_from(["frona", "run", "--isolation", "off", "--", "x"])
-        .unwrap();
-    let cli = crate::cli::Cli::from_arg_matches(&matches).unwrap();
-    let crate::cli::Command::Run(mut args) = cli.command else {
-        panic!()
-    };
-    config.apply_run(Given(matches.subcommand_matches("run")), &mut args);
-    assert!(matches!(
-        args.settings.isolation.isolation,
-        IsolationArg::Off
-    ));
-    assert_eq!(args.settings.agent, "cfg");
-    assert_eq!(args.settings.env.keep, [OsString::from("A")]);
-    assert_eq!(args.settings.stop_timeout, Duration::from_secs(3));
+    let args = config.resolve(&run_flags(&[
+        "frona",
+        "run",
+        "--isolation",
+        "off",
+        "--",
+        "x",
+    ]));
+    assert!(matches!(args.isolation.isolation, IsolationArg::Off));
+    assert_eq!(args.agent, "cfg");
+    assert_eq!(args.env.keep, [OsString::from("A")]);
+    assert_eq!(args.stop_timeout, Duration::from_secs(3));
 }
 
 #[test]
@@ -336,17 +388,11 @@ fn protect_accumulates_and_a_project_may_add() {
             tree.root.join("home/proj/Makefile")
         ])
     );
-    use clap::Parser as _;
-    let cli =
-        crate::cli::Cli::try_parse_from(["frona", "run", "--protect", "x", "--", "a"]).unwrap();
-    let crate::cli::Command::Run(mut args) = cli.command else {
-        panic!()
-    };
-    config.apply_isolation(Given(None), &mut args.settings.isolation);
-    assert_eq!(args.settings.isolation.protect.len(), 3);
+    let args = config.resolve(&run_flags(&["frona", "run", "--protect", "x", "--", "a"]));
+    assert_eq!(args.isolation.protect.len(), 3);
     // A relative path in the user file is taken from its directory.
     assert_eq!(
-        args.settings.isolation.writable,
+        args.isolation.writable,
         [tree.root.join("home/.config/frona/.vscode")]
     );
 }
