@@ -171,6 +171,16 @@ impl Started {
     }
 }
 
+/// The running binary, by a path that survives the file being replaced during an upgrade: what
+/// frona re-executes as its init helper (for the agent, and for each tool the broker runs).
+pub fn self_exe() -> std::path::PathBuf {
+    if cfg!(target_os = "linux") {
+        "/proc/self/exe".into()
+    } else {
+        std::env::current_exe().unwrap_or_else(|_| "frona".into())
+    }
+}
+
 /// frona's side: starts the init helper (`exe`, environment `env`) with `config`, tells
 /// `events` its pid (and, if asked, when the agent started), forwards every signal a process
 /// sends frona, and returns the helper's status, which is the agent's.

@@ -15,6 +15,9 @@ mod onepassword;
 mod vault;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
 
 use frona_backends::Secret;
 use frona_backends::config::{Backends, BackendsConfig, Limits, LocalConfig, secret_from_file};
@@ -22,12 +25,49 @@ use frona_backends::local::KeyInput;
 use frona_sandbox::EnvSnapshot;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::BackendArgs;
 use crate::dirs;
 use crate::env_vars::{FRONA_MASTER_KEY, FRONA_PASSPHRASE};
 use crate::failure::Failure;
-use crate::settings::Timeout;
+use crate::settings::value::Timeout;
 use crate::systemd::credentials as creds;
+
+/// How to reach the backends; shared by the `credential` subcommands.
+#[derive(Debug, Args)]
+pub struct BackendArgs {
+    /// How long a backend may take to answer, retries included [default: `backends.timeout`
+    /// from the config, else 5s].
+    #[arg(long, global = true, value_name = "DURATION", value_parser = frona_policy::duration::parse)]
+    pub backend_timeout: Option<Duration>,
+
+    /// Vault's address (default: VAULT_ADDR).
+    #[arg(long, global = true, value_name = "URL")]
+    pub vault_addr: Option<String>,
+
+    /// The AWS region of Secrets Manager and STS (default: AWS_REGION, AWS_DEFAULT_REGION).
+    #[arg(long, global = true, value_name = "REGION")]
+    pub aws_secrets_region: Option<String>,
+
+    /// Another endpoint for AWS (a VPC endpoint; moto in tests) (default: AWS_ENDPOINT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub aws_endpoint_url: Option<String>,
+
+    /// The Google Cloud project of Secret Manager (default: GOOGLE_CLOUD_PROJECT).
+    #[arg(long, global = true, value_name = "PROJECT")]
+    pub gcp_secrets_project: Option<String>,
+
+    /// Another endpoint for Secret Manager (default: https://secretmanager.googleapis.com).
+    #[arg(long, global = true, value_name = "URL")]
+    pub gcp_endpoint: Option<String>,
+
+    /// The Azure Key Vault URL, https://NAME.vault.azure.net/ (default: AZURE_KEYVAULT_URL).
+    #[arg(long, global = true, value_name = "URL")]
+    pub azure_vault_url: Option<String>,
+
+    /// A file holding frona's Vault token (default: VAULT_TOKEN). Tokens are never taken from
+    /// the command line, where every local user can read them.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub vault_token_file: Option<PathBuf>,
+}
 
 /// One backend, as the binary configures it.
 #[derive(Debug)]

@@ -129,11 +129,7 @@ fn clear(dir: &Path) -> std::io::Result<()> {
 }
 
 fn load_policy(dir: &Path) -> Result<PolicySet, Failure> {
-    let files = crate::cmd::read_policy_dir(dir)?;
-    PolicySet::load(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).map_err(|e| {
-        Failure::new(125, format!("{}/{e}", dir.display()))
-            .with_hint("`frona policy check` shows every problem")
-    })
+    crate::policies::load(dir).map_err(|f| f.or_hint("`frona policy check` shows every problem"))
 }
 
 /// Builds the broker: policy, audit log, grants, backend clients. `frona run` serves it to the
@@ -280,7 +276,7 @@ pub fn start(
         let tools = Tools {
             env: tool_env,
             launcher: Some(ToolLauncher::new(
-                crate::cmd::self_exe(),
+                frona_sandbox::supervise::self_exe(),
                 std::process::id() as i32,
                 tool_plan.clone(),
             )),

@@ -4,8 +4,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
+use crate::backends::BackendArgs;
+use crate::settings::value::parse_host_pattern;
 use crate::settings::{EnvFlags, Flags, IsolationFlags, RunLayer, RunOnlyFlags, SharedFlags};
 
 const AFTER_HELP: &str = "\
@@ -141,60 +143,6 @@ impl RunArgs {
             .clone()
             .combine((*self.settings.layer).clone())
     }
-}
-
-/// `--protect`'s long help: the protected list, from the sandbox crate's own constants.
-pub fn protect_help() -> String {
-    use frona_sandbox::isolation::persistence::{
-        PROTECTED_IN_CONFIG, PROTECTED_IN_HOME, PROTECTED_IN_PROJECT,
-    };
-    let home: Vec<String> = PROTECTED_IN_HOME
-        .iter()
-        .map(|(rel, _)| format!("~/{rel}"))
-        .chain(
-            PROTECTED_IN_CONFIG
-                .iter()
-                .map(|rel| format!("~/.config/{rel}")),
-        )
-        .collect();
-    format!(
-        "Also keep the agent from creating or changing this path, even where it may write \
-         (repeatable; also `run.protect` in any config file).\n\n\
-         Persistence protection: by default the agent can neither create nor change (write, \
-         append, truncate, rename over, delete and recreate, link, chmod) these paths, whether \
-         or not they exist yet:\n\
-         - in $HOME: {}, and the same under $XDG_CONFIG_HOME and $ZDOTDIR;\n\
-         - in the working directory and the root of its git repository: .git/hooks/, \
-         .git/config (the whole .git where there is no repository), core.hooksPath, \
-         submodules' hooks and config, {};\n\
-         - frona's configuration, data, state and policy directories.\n\
-         `--writable PATH` lifts a path (and what is beneath it). See docs/persistence.md.",
-        home.join(" "),
-        PROTECTED_IN_PROJECT.join(" "),
-    )
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum IsolationArg {
-    Required,
-    BestEffort,
-    Off,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetArg {
-    Host,
-    None,
-    Proxy,
-}
-
-/// Checks an `--allow-host` pattern (see `frona_policy::network`).
-pub fn parse_host_pattern(text: &str) -> Result<String, String> {
-    frona_policy::network::HostPattern::parse(text)
-        .map(|_| text.to_owned())
-        .map_err(|e| e.to_string())
 }
 
 /// Checks a `--proxy-resolve HOST=ADDR[,ADDR…]`.
@@ -398,44 +346,6 @@ pub enum SecretCommand {
     Rm { name: String },
 }
 
-/// How to reach the backends; shared by the `credential` subcommands.
-#[derive(Debug, Args)]
-pub struct BackendArgs {
-    /// How long a backend may take to answer, retries included [default: `backends.timeout`
-    /// from the config, else 5s].
-    #[arg(long, global = true, value_name = "DURATION", value_parser = frona_policy::duration::parse)]
-    pub backend_timeout: Option<Duration>,
-
-    /// Vault's address (default: VAULT_ADDR).
-    #[arg(long, global = true, value_name = "URL")]
-    pub vault_addr: Option<String>,
-
-    /// The AWS region of Secrets Manager and STS (default: AWS_REGION, AWS_DEFAULT_REGION).
-    #[arg(long, global = true, value_name = "REGION")]
-    pub aws_secrets_region: Option<String>,
-
-    /// Another endpoint for AWS (a VPC endpoint; moto in tests) (default: AWS_ENDPOINT_URL).
-    #[arg(long, global = true, value_name = "URL")]
-    pub aws_endpoint_url: Option<String>,
-
-    /// The Google Cloud project of Secret Manager (default: GOOGLE_CLOUD_PROJECT).
-    #[arg(long, global = true, value_name = "PROJECT")]
-    pub gcp_secrets_project: Option<String>,
-
-    /// Another endpoint for Secret Manager (default: https://secretmanager.googleapis.com).
-    #[arg(long, global = true, value_name = "URL")]
-    pub gcp_endpoint: Option<String>,
-
-    /// The Azure Key Vault URL, https://NAME.vault.azure.net/ (default: AZURE_KEYVAULT_URL).
-    #[arg(long, global = true, value_name = "URL")]
-    pub azure_vault_url: Option<String>,
-
-    /// A file holding frona's Vault token (default: VAULT_TOKEN). Tokens are never taken from
-    /// the command line, where every local user can read them.
-    #[arg(long, global = true, value_name = "PATH")]
-    pub vault_token_file: Option<PathBuf>,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum CredentialCommand {
     /// Add (or replace) a credential: a name for a secret in a backend. Stores no value.
@@ -530,15 +440,6 @@ pub struct RegisterArgs {
     /// Authorization, X-Api-Key, Api-Key, X-Goog-Api-Key and Private-Token always are.
     #[arg(long, value_name = "NAME")]
     pub inject_header: Vec<String>,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum EnvModeArg {
-    /// Pass everything except credentials.
-    Default,
-    /// Pass only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR PWD and --keep names.
-    Allowlist,
 }
 
 #[derive(Debug, Subcommand)]

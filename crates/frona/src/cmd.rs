@@ -14,9 +14,6 @@ mod run;
 mod secret;
 mod tool;
 
-pub use policy::read_dir as read_policy_dir;
-pub use run::self_exe;
-
 use frona_sandbox::EnvSnapshot;
 
 use crate::cli::{Cli, Command, ConfigCommand, EnvCommand};

@@ -39,6 +39,14 @@ impl Failure {
         self
     }
 
+    /// [`Failure::with_hint`] unless there is a hint already (a more specific one).
+    pub fn or_hint(self, hint: impl Into<String>) -> Self {
+        match self.hint {
+            Some(_) => self,
+            None => self.with_hint(hint),
+        }
+    }
+
     /// Prints to stderr and returns the exit status.
     pub fn report(self) -> ExitCode {
         eprintln!("frona: {}", printable(&self.message));

@@ -10,6 +10,7 @@ mod dirs;
 mod env_vars;
 mod failure;
 mod logging;
+mod policies;
 mod prompt;
 mod settings;
 mod systemd;

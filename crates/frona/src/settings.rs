@@ -50,7 +50,7 @@ mod layer;
 mod project;
 mod resolved;
 mod setting;
-mod value;
+pub mod value;
 
 use std::path::{Path, PathBuf};
 
@@ -62,7 +62,6 @@ pub use files::{Layer, PROJECT_FILE};
 pub use flags::{EnvFlags, Flags, IsolationFlags, RunOnlyFlags, SharedFlags};
 pub use layer::RunLayer;
 pub use resolved::{EnvSettings, IsolationSettings, Run};
-pub use value::Timeout;
 
 use crate::backends::BackendsSection;
 use crate::failure::Failure;

@@ -11,7 +11,8 @@ use frona_backends::{BackendKind, Secret, SecretRef};
 use frona_sandbox::EnvSnapshot;
 use serde_json::json;
 
-use crate::cli::{BackendArgs, CredentialCommand, RegisterArgs};
+use crate::backends::BackendArgs;
+use crate::cli::{CredentialCommand, RegisterArgs};
 use crate::dirs;
 use crate::failure::Failure;
 

@@ -18,41 +18,6 @@ use crate::settings::{Origin, RunLayer};
 /// Exit status when a policy test fails.
 const TESTS_FAILED: i32 = 1;
 
-/// Reads every `*.yaml` file directly in `dir`, sorted by name.
-pub fn read_dir(dir: &Path) -> Result<Vec<(String, String)>, Failure> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        Failure::from_error(&e).with_hint(format!(
-            "create `{}` with policy files, or pass another directory",
-            dir.display()
-        ))
-    })?;
-    let mut files = Vec::new();
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_file() && path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-            let text = std::fs::read_to_string(&path).map_err(|e| Failure::from_error(&e))?;
-            files.push((
-                path.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default(),
-                text,
-            ));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
-fn load(dir: &Path) -> Result<PolicySet, Failure> {
-    let files = read_dir(dir)?;
-    PolicySet::load(files.iter().map(|(n, t)| (n.as_str(), t.as_str()))).map_err(|e| {
-        Failure::new(
-            frona_sandbox::supervise::EXIT_FRONA_ERROR,
-            format!("{}/{e}", dir.display()),
-        )
-    })
-}
-
 /// `given`, else the config's `run.policy`, else `$XDG_CONFIG_HOME/frona/policies`. The
 /// config is read (and checked) either way.
 fn policy_dir(given: Option<PathBuf>, env: &EnvSnapshot) -> Result<PathBuf, Failure> {
@@ -67,7 +32,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
     match command {
         PolicyCommand::Check { dir, json } => {
             let dir = policy_dir(dir, env)?;
-            let set = load(&dir)?;
+            let set = crate::policies::load(&dir)?;
             let network = set.network_len();
             if json {
                 println!(
@@ -88,7 +53,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             Ok(0)
         }
         PolicyCommand::Test { file, policy, json } => {
-            let set = load(&policy_dir(policy, env)?)?;
+            let set = crate::policies::load(&policy_dir(policy, env)?)?;
             let text = std::fs::read_to_string(&file).map_err(|e| Failure::from_error(&e))?;
             let results =
                 frona_policy::testing::run_cases(&set, &file.display().to_string(), &text)
@@ -154,7 +119,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                     },
                 );
             }
-            let set = load(&policy_dir(policy, env)?)?;
+            let set = crate::policies::load(&policy_dir(policy, env)?)?;
             let request = match (tool, http.as_deref()) {
                 (_, Some([method, url])) => {
                     let [credential] = <[String; 1]>::try_from(credentials).map_err(|_| {
@@ -228,7 +193,7 @@ fn egress_rules(
     flags: Vec<String>,
 ) -> Result<(PolicySet, Vec<String>, Option<Origin>), Failure> {
     let mut set = if dir.is_dir() {
-        load(dir)?
+        crate::policies::load(dir)?
     } else {
         PolicySet::default()
     };

@@ -155,7 +155,12 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
             .map(|b| std::sync::Arc::clone(&b.agent_root)),
         notifier: notifier.as_mut(),
     };
-    let status = supervise_init(&self_exe(), &agent_env, &config, &mut events);
+    let status = supervise_init(
+        &frona_sandbox::supervise::self_exe(),
+        &agent_env,
+        &config,
+        &mut events,
+    );
     if let Some(notifier) = &mut notifier {
         notifier.stopping(&match &status {
             Ok(code) => format!("agent exited with status {code}"),
@@ -253,14 +258,5 @@ fn failure(err: &SuperviseError) -> Failure {
     match err {
         SuperviseError::Isolation(e) => failure.with_hint(e.hint()),
         _ => failure,
-    }
-}
-
-/// The running binary, by a path that survives the file being replaced during an upgrade.
-pub fn self_exe() -> std::path::PathBuf {
-    if cfg!(target_os = "linux") {
-        "/proc/self/exe".into()
-    } else {
-        std::env::current_exe().unwrap_or_else(|_| "frona".into())
     }
 }

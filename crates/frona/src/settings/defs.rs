@@ -5,15 +5,17 @@
 //! Adding a setting: a field in [`RunLayer`](super::layer::RunLayer), an entry here, and where it
 //! is used, a field in [`Run`](super::resolved::Run).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::layer::RunLayer;
 use super::setting::{Def, Flag, Group, Project, Setting, field};
 use super::value::{HostPatternText, Timeout, VarName};
-use crate::cli::{EnvModeArg, IsolationArg, NetArg};
 use crate::env_vars::{
     FRONA_AGENT, FRONA_CACHE_TTL, FRONA_ENV_MODE, FRONA_ISOLATION, FRONA_NET, FRONA_POLICY,
     FRONA_QUIET, FRONA_STOP_TIMEOUT,
 };
+use crate::settings::value::{EnvModeArg, IsolationArg, NetArg};
 
 /// A flag of `group` with a value named `value_name`.
 const fn flag(long: &'static str, value_name: &'static str, group: Group) -> Option<Flag> {
@@ -153,7 +155,7 @@ pub static RUN: &[&dyn Setting] = &[
             short: None,
             value_name: Some("PATH"),
             default_help: None,
-            long_help: Some(crate::cli::protect_help),
+            long_help: Some(crate::settings::value::protect_help),
             group: Group::Isolation,
         }),
         env: None,
@@ -267,6 +269,38 @@ pub static RUN: &[&dyn Setting] = &[
 /// The setting of `key` (`run.net`).
 pub fn get(key: &str) -> Option<&'static dyn Setting> {
     RUN.iter().copied().find(|def| def.key() == key)
+}
+
+/// What the table does with layers.
+impl RunLayer {
+    /// The built-in defaults: what `frona run` does with no flag and no config.
+    pub fn defaults(env: &frona_sandbox::EnvSnapshot) -> RunLayer {
+        let mut layer = RunLayer::default();
+        for def in RUN {
+            def.set_default(env, &mut layer);
+        }
+        layer
+    }
+
+    /// Lays a higher layer over this one, key by key.
+    pub fn overlay(&mut self, higher: &RunLayer) {
+        for def in RUN {
+            def.overlay(self, higher);
+        }
+    }
+
+    /// This layer over `lower` (uv's `Combine`: `self` wins, accumulating lists add up).
+    pub fn combine(self, mut lower: RunLayer) -> RunLayer {
+        lower.overlay(&self);
+        lower
+    }
+
+    /// Makes every path absolute with `fix`.
+    pub fn resolve_paths(&mut self, fix: &dyn Fn(&Path) -> PathBuf) {
+        for def in RUN {
+            def.resolve_paths(self, fix);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -82,8 +82,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::cli::{EnvModeArg, IsolationArg, NetArg};
     use crate::settings::value::Timeout;
+    use crate::settings::value::{EnvModeArg, IsolationArg, NetArg};
 
     #[test]
     fn parses_and_rejects_typos() {

@@ -1,15 +1,14 @@
 //! [`RunLayer`]: what one layer (defaults, a config file's `run:` section, the `FRONA_*`
 //! variables, the flags) says about the run settings: each `None` unless that layer sets it.
-//! Layers are combined key by key by the table ([`super::defs::RUN`]): a higher layer's value
-//! replaces a lower one's, or adds to it for an accumulating list.
+//! Layers are combined key by key by the table (`defs.rs`, which also makes the defaults): a
+//! higher layer's value replaces a lower one's, or adds to it for an accumulating list.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::defs::RUN;
 use super::value::{HostPatternText, Timeout, VarName};
-use crate::cli::{EnvModeArg, IsolationArg, NetArg};
+use crate::settings::value::{EnvModeArg, IsolationArg, NetArg};
 
 /// The run settings one layer gives; also the `run:` section of a config file (unknown keys
 /// are errors). Each field is defined in [`RUN`].
@@ -50,35 +49,4 @@ pub struct RunLayer {
     pub writable: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub aws_credential: Option<String>,
-}
-
-impl RunLayer {
-    /// The built-in defaults: what `frona run` does with no flag and no config.
-    pub fn defaults(env: &frona_sandbox::EnvSnapshot) -> RunLayer {
-        let mut layer = RunLayer::default();
-        for def in RUN {
-            def.set_default(env, &mut layer);
-        }
-        layer
-    }
-
-    /// Lays a higher layer over this one, key by key.
-    pub fn overlay(&mut self, higher: &RunLayer) {
-        for def in RUN {
-            def.overlay(self, higher);
-        }
-    }
-
-    /// This layer over `lower` (uv's `Combine`: `self` wins, accumulating lists add up).
-    pub fn combine(self, mut lower: RunLayer) -> RunLayer {
-        lower.overlay(&self);
-        lower
-    }
-
-    /// Makes every path absolute with `fix`.
-    pub fn resolve_paths(&mut self, fix: &dyn Fn(&Path) -> PathBuf) {
-        for def in RUN {
-            def.resolve_paths(self, fix);
-        }
-    }
 }

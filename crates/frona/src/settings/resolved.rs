@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::layer::RunLayer;
-use crate::cli::{EnvModeArg, IsolationArg, NetArg};
 use crate::failure::Failure;
+use crate::settings::value::{EnvModeArg, IsolationArg, NetArg};
 
 /// Everything `frona run` (and `env check`, `doctor`, `config show`) decides with.
 #[derive(Clone, Debug)]

@@ -3,10 +3,10 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::time::Duration;
 
 use super::*;
-use crate::cli::{EnvModeArg, IsolationArg, NetArg};
 use crate::env_vars::{
     FRONA_AGENT, FRONA_ISOLATION, FRONA_QUIET, FRONA_STOP_TIMEOUT, FRONA_SYSTEM_CONFIG,
 };
+use crate::settings::value::{EnvModeArg, IsolationArg, NetArg, Timeout};
 
 /// What the tests look at: the layers' merged values below the flags (`file`), every entry
 /// with its origin (`settings`), the files looked for, and what was loaded.

@@ -7,11 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::builder::{EnumValueParser, ValueParser};
-use clap::{Arg, ArgAction, ArgMatches};
+use clap::{Arg, ArgAction, ArgMatches, ValueEnum};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
-
-use crate::cli::{EnvModeArg, IsolationArg, NetArg};
 
 /// A value a run setting holds.
 pub trait Value: Clone + std::fmt::Debug + Send + Sync + 'static {
@@ -173,7 +171,7 @@ impl Item for HostPatternText {
         Json::String(self.0.clone())
     }
     fn parser() -> ValueParser {
-        ValueParser::new(|text: &str| crate::cli::parse_host_pattern(text).map(HostPatternText))
+        ValueParser::new(|text: &str| parse_host_pattern(text).map(HostPatternText))
     }
 }
 
@@ -231,7 +229,7 @@ pub struct HostPatternText(pub String);
 impl TryFrom<String> for HostPatternText {
     type Error = String;
     fn try_from(text: String) -> Result<Self, String> {
-        crate::cli::parse_host_pattern(&text).map(Self)
+        parse_host_pattern(&text).map(Self)
     }
 }
 
@@ -284,4 +282,67 @@ mod tests {
         );
         assert!(NetArg::from_env("sometimes").is_err());
     }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IsolationArg {
+    Required,
+    BestEffort,
+    Off,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetArg {
+    Host,
+    None,
+    Proxy,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EnvModeArg {
+    /// Pass everything except credentials.
+    Default,
+    /// Pass only PATH HOME USER LOGNAME SHELL TERM LANG LC_* TZ TMPDIR PWD and --keep names.
+    Allowlist,
+}
+
+/// `--protect`'s long help: the protected list, from the sandbox crate's own constants.
+pub fn protect_help() -> String {
+    use frona_sandbox::isolation::persistence::{
+        PROTECTED_IN_CONFIG, PROTECTED_IN_HOME, PROTECTED_IN_PROJECT,
+    };
+    let home: Vec<String> = PROTECTED_IN_HOME
+        .iter()
+        .map(|(rel, _)| format!("~/{rel}"))
+        .chain(
+            PROTECTED_IN_CONFIG
+                .iter()
+                .map(|rel| format!("~/.config/{rel}")),
+        )
+        .collect();
+    format!(
+        "Also keep the agent from creating or changing this path, even where it may write \
+         (repeatable; also `run.protect` in any config file).\n\n\
+         Persistence protection: by default the agent can neither create nor change (write, \
+         append, truncate, rename over, delete and recreate, link, chmod) these paths, whether \
+         or not they exist yet:\n\
+         - in $HOME: {}, and the same under $XDG_CONFIG_HOME and $ZDOTDIR;\n\
+         - in the working directory and the root of its git repository: .git/hooks/, \
+         .git/config (the whole .git where there is no repository), core.hooksPath, \
+         submodules' hooks and config, {};\n\
+         - frona's configuration, data, state and policy directories.\n\
+         `--writable PATH` lifts a path (and what is beneath it). See docs/persistence.md.",
+        home.join(" "),
+        PROTECTED_IN_PROJECT.join(" "),
+    )
+}
+
+/// Checks an `--allow-host` pattern (see `frona_policy::network`).
+pub fn parse_host_pattern(text: &str) -> Result<String, String> {
+    frona_policy::network::HostPattern::parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|e| e.to_string())
 }
