@@ -49,7 +49,7 @@ fn answer(decider: &Decider, request: Request) -> Value {
         Request::Pending => json!({"ok": true, "pending": decider.pending()}),
         Request::Approve { id, lifetime } => match lifetime.parse::<Lifetime>() {
             Ok(lifetime) => done(decider.approve(&id, lifetime)),
-            Err(e) => json!({"ok": false, "error": e}),
+            Err(e) => json!({"ok": false, "error": e.to_string()}),
         },
         Request::Deny { id, reason } => done(decider.deny(&id, reason)),
         Request::Grants => match decider.grants() {

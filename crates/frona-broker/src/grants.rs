@@ -22,15 +22,13 @@ pub enum Lifetime {
 }
 
 impl std::str::FromStr for Lifetime {
-    type Err = String;
+    type Err = frona_policy::duration::DurationError;
     /// `once`, `permanent`, or a duration (`30m`, `2h`, `3d`).
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         match text {
             "once" => Ok(Lifetime::Once),
             "permanent" => Ok(Lifetime::Permanent),
-            other => frona_policy::duration::parse_positive(other)
-                .map(Lifetime::For)
-                .map_err(|e| e.to_string()),
+            other => frona_policy::duration::parse_positive(other).map(Lifetime::For),
         }
     }
 }

@@ -47,7 +47,7 @@ fn ask_all(env: &EnvSnapshot, request: &Value) -> Result<Option<Value>, Failure>
 pub fn approve(id: &str, lifetime: &str, env: &EnvSnapshot) -> Result<i32, Failure> {
     lifetime
         .parse::<frona_broker::grants::Lifetime>()
-        .map_err(|e| Failure::new(125, e).with_hint("use once, 30m, 2h, 3d or permanent"))?;
+        .map_err(|e| Failure::from_error(&e).with_hint("use once, 30m, 2h, 3d or permanent"))?;
     match ask_all(env, &json!({"op": "approve", "id": id, "for": lifetime}))? {
         Some(_) => {
             eprintln!("frona: approved {id} ({lifetime})");
