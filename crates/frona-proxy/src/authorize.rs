@@ -4,7 +4,7 @@
 
 use frona_backends::Secret;
 use frona_backends::registry::Credential;
-use frona_broker::audit::AuditEvent;
+use frona_broker::audit::{AuditEvent, HttpCall, HttpDecision};
 use frona_broker::credentials::Leases;
 use frona_broker::{Broker, Call, Decision, Refused};
 use http::StatusCode;
@@ -12,14 +12,23 @@ use http::StatusCode;
 use crate::http::{Reason, Refusal};
 
 /// The value to attach for `call`, and what to revoke once the request is done; or the answer
-/// refusing it. `record` makes the decision's audit event, which is on disk before this returns
-/// a value.
+/// refusing it. The decision is recorded as `kind: http` with `fields`, on disk before this
+/// returns a value.
 pub(crate) async fn one_value(
     broker: &Broker,
     call: Call,
     credential: Credential,
-    record: impl FnOnce(&Decision) -> AuditEvent + Send + 'static,
+    fields: HttpCall,
 ) -> Result<(Secret, Leases), Refusal> {
+    let record = move |decision: &Decision| {
+        AuditEvent::Http(HttpDecision {
+            call: fields,
+            decision: decision.effect.into(),
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+            grant: decision.grant.clone(),
+        })
+    };
     let mut issued = broker
         .authorize(call, credential, record)
         .await

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use frona_backends::Secret;
 use frona_backends::registry::{Credential, Inject, Registry};
-use frona_broker::audit::{AuditEvent, HttpCall, HttpDecision, HttpResponse};
+use frona_broker::audit::{AuditEvent, HttpCall, HttpResponse};
 use frona_broker::peer::Peer;
 use frona_broker::redact::Redactor;
 use frona_broker::{Action, Broker, Call};
@@ -357,18 +357,8 @@ impl CredentialProxy {
             credential.name.clone(),
             peer,
         );
-        let decided = fields.clone();
         let (value, leases) =
-            match crate::authorize::one_value(&self.broker, call, credential, move |d| {
-                AuditEvent::Http(HttpDecision {
-                    call: decided,
-                    decision: d.effect.into(),
-                    rule: d.rule.clone(),
-                    reason: d.reason.clone(),
-                    grant: d.grant.clone(),
-                })
-            })
-            .await
+            match crate::authorize::one_value(&self.broker, call, credential, fields.clone()).await
             {
                 Ok(issued) => issued,
                 Err(refusal) => return refusal.json(),

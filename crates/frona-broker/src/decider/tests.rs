@@ -45,6 +45,11 @@ impl Drop for Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_with(name, POLICY)
+}
+
+/// A decider for `policy`, its audit log and grants in a fresh directory.
+fn fixture_with(name: &str, policy: &str) -> Fixture {
     let dir = std::env::temp_dir().join(format!("frona-decider-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let audit = Arc::new(Audit::new(
@@ -54,7 +59,7 @@ fn fixture(name: &str) -> Fixture {
     ));
     let decider = Decider::new(
         "default",
-        PolicySet::load([("p.yaml", POLICY)]).unwrap(),
+        PolicySet::load([("p.yaml", policy)]).unwrap(),
         Grants::open(&dir.join("grants.redb")).unwrap(),
         audit,
     );
@@ -226,19 +231,8 @@ rules:
     http: { method: GET, host: api.github.com, path: "/user" }
     effect: permit
 "#;
-    let dir = std::env::temp_dir().join(format!("frona-decider-http-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let audit = Arc::new(Audit::new(
-        AuditLog::open(&dir.join("audit.jsonl")).unwrap(),
-        "default",
-        "test",
-    ));
-    let decider = Decider::new(
-        "default",
-        PolicySet::load([("p.yaml", policy)]).unwrap(),
-        Grants::open(&dir.join("grants.redb")).unwrap(),
-        audit,
-    );
+    let f = fixture_with("http", policy);
+    let decider = &f.decider;
     let http = |path: &str| {
         Call::new(
             None,
@@ -263,5 +257,4 @@ rules:
     let aws = Call::new(None, Action::AwsCredentials, vec!["gh".into()]);
     assert_eq!(aws.tool_name(), "aws-credentials");
     assert_eq!(decider.decide(&aws, |_, _| {}).effect, Effect::Deny);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use frona_backends::Secret;
-use frona_broker::audit::{Audit, AuditEvent, HttpCall, HttpDecision, HttpResponse, Via};
+use frona_broker::audit::{Audit, AuditEvent, HttpCall, HttpResponse, Via};
 use frona_broker::peer::Peer;
 use frona_broker::{Action, Call};
 use http::StatusCode;
@@ -203,20 +203,11 @@ impl Intercept {
                 },
                 vec![binding.credential.name.clone()],
             );
-            let decided = fields.clone();
             let issued = crate::authorize::one_value(
                 &self.broker,
                 call,
                 binding.credential.clone(),
-                move |d| {
-                    AuditEvent::Http(HttpDecision {
-                        call: decided,
-                        decision: d.effect.into(),
-                        rule: d.rule.clone(),
-                        reason: d.reason.clone(),
-                        grant: d.grant.clone(),
-                    })
-                },
+                fields.clone(),
             )
             .await;
             let (value, issued_leases) = match issued {
