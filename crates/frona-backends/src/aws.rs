@@ -15,7 +15,7 @@ use aws_smithy_runtime_api::http::Response as HttpResponse;
 use sm::config::{BehaviorVersion, Region, SharedCredentialsProvider, SharedHttpClient};
 use sm::error::SdkError;
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::{
     Backend, BackendError, BackendKind, IssueRequest, Issued, Revocation, Rotated, Secret,
     SecretRef,

@@ -18,7 +18,7 @@ use azure_core::http::{ClientOptions, HttpClient, RetryOptions, Transport};
 use azure_security_keyvault_secrets::models::SecretClientGetSecretOptions;
 use azure_security_keyvault_secrets::{SecretClient, SecretClientOptions};
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::retry::with_retries;
 use crate::{Backend, BackendError, BackendKind, Secret, SecretRef};
 

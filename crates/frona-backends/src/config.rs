@@ -5,31 +5,9 @@
 //! files, never from the command line.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::local::{KeyInput, LocalStore};
-use crate::{Backend, BackendError, BackendKind, LocalBackend, Secret};
-
-/// Per-request timeout and retry policy shared by the network backends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Limits {
-    /// Each request's deadline (connect + response).
-    pub timeout: Duration,
-    /// Retries after a 5xx, a throttling answer or a transport error (so attempts = retries + 1).
-    pub retries: u32,
-    /// First backoff; doubled per retry.
-    pub backoff: Duration,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(5),
-            retries: 2,
-            backoff: Duration::from_millis(100),
-        }
-    }
-}
+use crate::{Backend, BackendError, BackendKind, Limits, LocalBackend, Secret};
 
 /// The embedded store's files and key.
 #[derive(Debug)]

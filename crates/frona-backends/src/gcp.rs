@@ -17,7 +17,7 @@ use google_cloud_secretmanager_v1::client::SecretManagerService;
 
 use dep_http as http;
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::retry::with_retries;
 use crate::{Backend, BackendError, BackendKind, Secret, SecretRef};
 

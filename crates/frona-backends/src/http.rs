@@ -6,7 +6,7 @@ use reqwest::{RequestBuilder, Response, StatusCode};
 use zeroize::Zeroizing;
 
 use crate::BackendError;
-use crate::config::Limits;
+use crate::Limits;
 
 /// An HTTP client for one backend at `base` (scheme://host[:port], no trailing slash).
 #[derive(Debug, Clone)]

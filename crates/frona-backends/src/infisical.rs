@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::http::Http;
 use crate::{Backend, BackendError, BackendKind, Secret, SecretRef};
 

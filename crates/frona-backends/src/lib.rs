@@ -20,6 +20,7 @@ mod files;
 pub mod gcp;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod limits;
 #[cfg(feature = "infisical")]
 pub mod infisical;
 pub mod local;
@@ -41,6 +42,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use error::BackendError;
+pub use limits::Limits;
 pub use secret::{Secret, hex};
 
 /// The secret stores frona knows.

@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use serde::Deserialize;
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::http::Http;
 use crate::{Backend, BackendError, BackendKind, Secret, SecretRef};
 

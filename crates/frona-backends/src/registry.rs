@@ -10,6 +10,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use frona_policy::network::{HostPattern, Target};
 use serde::{Deserialize, Serialize};
 
 use crate::BackendKind;
@@ -363,53 +364,46 @@ fn query_name(name: &str) -> bool {
 
 /// `HOST[:PORT]` or `*.DOMAIN[:PORT]`, lower case: a wildcard covers subdomains only and must
 /// name at least a registrable domain (`*.example.com`, not `*.com` or `*`).
-fn check_bound_host(text: &str) -> Result<(), RegistryError> {
-    let invalid = |why: &str| {
-        RegistryError::Invalid(format!(
-            "inject host `{text}` {why}; use HOST, *.DOMAIN or HOST:PORT (lower case)"
-        ))
-    };
-    let (host, port) = match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => (host, Some(port)),
-        _ => (text, None),
-    };
-    if let Some(port) = port
-        && !port.parse::<u16>().is_ok_and(|p| p != 0)
-    {
-        return Err(invalid("has an invalid port"));
-    }
-    let name = host.strip_prefix("*.").unwrap_or(host);
-    if name.is_empty()
-        || name.split('.').any(|label| {
-            label.is_empty()
-                || label.starts_with('-')
-                || !label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
-    {
-        return Err(invalid("is not a host name"));
-    }
-    if host.starts_with("*.") && name.split('.').count() < 2 {
-        return Err(invalid("is a wildcard over a whole top-level domain"));
-    }
-    Ok(())
-}
+/// A host a credential is bound to (`--inject-host`): where its placeholder is swapped for the
+/// value. Written in the policy's host pattern language ([`HostPattern`]: `HOST`, `*.DOMAIN`,
+/// an address, each with an optional `:PORT`), in lower case, and never a network: the proxy
+/// presents a certificate for the host, and a network has none. Without a port it covers 443
+/// only, since placeholders are swapped in HTTPS requests.
+#[derive(Clone, Debug)]
+pub struct BoundHost(HostPattern);
 
-/// Whether `host` (lower case) and `port` are covered by the bound host `pattern`.
-pub fn bound_host_matches(pattern: &str, host: &str, port: u16) -> bool {
-    let (name, bound_port) = match pattern.rsplit_once(':') {
-        Some((name, p)) => (name, p.parse().unwrap_or(0)),
-        None => (pattern, 443),
-    };
-    if bound_port != port {
-        return false;
+/// The port a bound host without one of its own covers.
+pub const BOUND_HOST_PORT: u16 = 443;
+
+impl BoundHost {
+    pub fn parse(text: &str) -> Result<Self, RegistryError> {
+        let invalid = |why: String| {
+            RegistryError::Invalid(format!(
+                "inject host `{text}`: {why}; use HOST, *.DOMAIN or HOST:PORT (lower case)"
+            ))
+        };
+        let pattern = HostPattern::parse(text).map_err(|e| invalid(e.to_string()))?;
+        if text.bytes().any(|b| b.is_ascii_uppercase()) {
+            return Err(invalid("is not in lower case".into()));
+        }
+        if text.contains('/') {
+            return Err(invalid(
+                "is a network; a placeholder is bound to hosts the proxy can present a \
+                 certificate for"
+                    .into(),
+            ));
+        }
+        Ok(Self(pattern))
     }
-    match name.strip_prefix("*.") {
-        Some(domain) => host
-            .strip_suffix(domain)
-            .is_some_and(|sub| sub.len() > 1 && sub.ends_with('.')),
-        None => host == name,
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// Whether a request to `host` (as the agent named it) on `port` goes to this bound host.
+    pub fn covers(&self, host: &str, port: u16) -> bool {
+        self.0.port().unwrap_or(BOUND_HOST_PORT) == port
+            && Target::parse(host).is_some_and(|target| self.0.matches_target(&target))
     }
 }
 
@@ -422,6 +416,15 @@ fn valid_env(name: &str) -> bool {
 }
 
 impl Credential {
+    /// The hosts this credential is bound to; those that do not parse (a registry file
+    /// edited by hand, since [`Credential::validate`] refuses them) bind nothing.
+    pub fn bound_hosts(&self) -> Vec<BoundHost> {
+        self.inject_hosts
+            .iter()
+            .filter_map(|text| BoundHost::parse(text).ok())
+            .collect()
+    }
+
     /// Checks the fields a typo would break.
     pub fn validate(&self) -> Result<(), RegistryError> {
         if !valid_name(&self.name) {
@@ -452,7 +455,7 @@ impl Credential {
             aws_sts::check(self)?;
         }
         for host in &self.inject_hosts {
-            check_bound_host(host)?;
+            BoundHost::parse(host)?;
         }
         for name in &self.inject_query {
             if !query_name(name) {
@@ -818,6 +821,7 @@ mod tests {
             "host:x",
             "-a.b",
             "",
+            "10.0.0.0/8",
         ] {
             c.inject_hosts = vec![bad.into()];
             assert!(c.validate().is_err(), "{bad}");
@@ -825,6 +829,8 @@ mod tests {
         c.inject_hosts = Vec::new();
         c.inject_query = vec!["access_token".into()];
         assert!(c.validate().is_err(), "a query name without hosts");
+        let bound_host_matches =
+            |pattern: &str, host: &str, port| BoundHost::parse(pattern).unwrap().covers(host, port);
         assert!(bound_host_matches("api.github.com", "api.github.com", 443));
         assert!(!bound_host_matches(
             "api.github.com",
@@ -840,6 +846,8 @@ mod tests {
         assert!(!bound_host_matches("*.github.com", "github.com", 443));
         assert!(!bound_host_matches("*.github.com", "evilgithub.com", 443));
         assert!(bound_host_matches("localhost:8443", "localhost", 8443));
+        assert!(bound_host_matches("10.0.0.1", "10.0.0.1", 443));
+        assert!(bound_host_matches("api.github.com", "API.GitHub.com.", 443));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use crate::BackendError;
-use crate::config::Limits;
+use crate::Limits;
 
 pub async fn with_retries<T, F, Fut>(
     limits: Limits,

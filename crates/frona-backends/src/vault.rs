@@ -18,7 +18,7 @@ use tokio::sync::RwLock;
 use vaultrs::client::{Client as _, VaultClient, VaultClientSettingsBuilder};
 use vaultrs::error::ClientError;
 
-use crate::config::Limits;
+use crate::Limits;
 use crate::retry::with_retries;
 use crate::{
     Backend, BackendError, BackendKind, IssueRequest, Issued, Revocation, Rotated, Secret,

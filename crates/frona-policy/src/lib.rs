@@ -7,7 +7,7 @@
 //! first that matches decides; nothing matching means deny.
 
 pub mod duration;
-mod glob;
+pub mod glob;
 pub mod network;
 pub mod schema;
 pub mod testing;

@@ -31,7 +31,7 @@ mod tunnel;
 use std::sync::Mutex;
 
 use frona_backends::Secret;
-use frona_backends::registry::{Credential, Registry, bound_host_matches};
+use frona_backends::registry::{BoundHost, Credential, Registry};
 use frona_broker::Broker;
 use frona_broker::audit::{AuditEvent, PlaceholderUnbound};
 use frona_broker::credentials::env_name;
@@ -60,6 +60,8 @@ pub enum InterceptError {
 /// One credential bound to hosts, and the placeholder the agent has for it.
 pub struct Binding {
     pub credential: Credential,
+    /// The credential's `inject_hosts`, parsed once.
+    pub hosts: Vec<BoundHost>,
     pub placeholder: Secret,
 }
 
@@ -73,10 +75,7 @@ impl std::fmt::Debug for Binding {
 
 impl Binding {
     fn covers(&self, host: &str, port: u16) -> bool {
-        self.credential
-            .inject_hosts
-            .iter()
-            .any(|pattern| bound_host_matches(pattern, host, port))
+        self.hosts.iter().any(|bound| bound.covers(host, port))
     }
 }
 
@@ -120,6 +119,7 @@ impl Intercept {
             let placeholder = placeholder::placeholder(real.as_ref().map(Secret::expose))
                 .map_err(|e| InterceptError::Random(e.to_string()))?;
             bindings.push(Binding {
+                hosts: credential.bound_hosts(),
                 credential: credential.clone(),
                 placeholder,
             });
@@ -129,7 +129,7 @@ impl Intercept {
         }
         let hosts: Vec<&str> = bindings
             .iter()
-            .flat_map(|b| b.credential.inject_hosts.iter().map(String::as_str))
+            .flat_map(|b| b.hosts.iter().map(BoundHost::as_str))
             .collect();
         Ok(Some(Self {
             broker: broker.clone(),

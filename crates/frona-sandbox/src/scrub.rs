@@ -9,13 +9,13 @@
 //! The analysis never copies or reports a value: [`ScrubReport`] holds names and reasons only.
 
 mod detect;
-mod glob;
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
 use serde::Serialize;
+use frona_policy::glob::{self, Case};
 
 use crate::environ::EnvSnapshot;
 
@@ -164,6 +164,18 @@ pub struct ScrubReport {
     pub entries: Vec<(OsString, Decision)>,
 }
 
+/// Whether `name` matches an environment variable glob: the policy's glob language
+/// ([`frona_policy::glob`]), ignoring ASCII case as variable names are compared by users.
+fn env_glob(pattern: &str, name: &[u8]) -> bool {
+    glob::matches(pattern.as_bytes(), name, Case::Insensitive)
+}
+
+/// Whether `pattern` is a usable variable glob: non-empty and free of `=` and NUL, which no
+/// name holds.
+fn valid_env_glob(pattern: &str) -> bool {
+    !pattern.is_empty() && !pattern.contains(['=', '\0'])
+}
+
 /// A glob given to `--strip` that can never match a name.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid --strip pattern `{0}`: must be non-empty and contain no `=`")]
@@ -172,7 +184,7 @@ pub struct InvalidPattern(pub String);
 impl ScrubOptions {
     /// Checks the user's patterns once, so that [`decide`] cannot fail.
     pub fn validate(&self) -> Result<(), InvalidPattern> {
-        match self.strip.iter().find(|p| !glob::is_valid(p)) {
+        match self.strip.iter().find(|p| !valid_env_glob(p)) {
             Some(bad) => Err(InvalidPattern(bad.clone())),
             None => Ok(()),
         }
@@ -188,7 +200,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     if let Some(pattern) = options
         .strip
         .iter()
-        .find(|p| glob::matches(p.as_bytes(), name_bytes))
+        .find(|p| env_glob(p, name_bytes))
     {
         return Decision::Strip(Reason::Strip {
             pattern: pattern.clone(),
@@ -200,7 +212,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     }
     if let Some(pattern) = CREDENTIAL_NAME_PATTERNS
         .iter()
-        .find(|p| glob::matches(p.as_bytes(), name_bytes))
+        .find(|p| env_glob(p, name_bytes))
     {
         return Decision::Strip(Reason::Name { pattern });
     }
@@ -212,7 +224,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
         EnvMode::Allowlist
             if ALLOWLIST_BASE
                 .iter()
-                .any(|p| glob::matches(p.as_bytes(), name_bytes)) =>
+                .any(|p| env_glob(p, name_bytes)) =>
         {
             Decision::Keep(KeepReason::Allowlisted)
         }

@@ -145,7 +145,7 @@ fn aws_sts_sessions_against_moto() {
                     session_token: None,
                 }),
             },
-            frona_backends::config::Limits::default(),
+            frona_backends::Limits::default(),
         )
         .await
         .unwrap();

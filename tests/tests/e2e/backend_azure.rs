@@ -59,7 +59,7 @@ fn client(server: &FakeServer, token: &str) -> Azure {
             credential: AzureCredential::AccessToken(Secret::from_string(token.into())),
             connect_to: Some(format!("127.0.0.1:{}", server.port)),
         },
-        frona_backends::config::Limits::default(),
+        frona_backends::Limits::default(),
     )
     .unwrap()
 }

@@ -345,7 +345,7 @@ fn vault_child_tokens_and_leases_are_revoked() {
             )),
             namespace: None,
         },
-        frona_backends::config::Limits::default(),
+        frona_backends::Limits::default(),
     )
     .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
