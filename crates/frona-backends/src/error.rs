@@ -87,3 +87,15 @@ impl BackendError {
         )
     }
 }
+
+/// The kind of a JSON error, without its text: serde_json's message may quote the document,
+/// and the document may be a secret. Every error that crosses into a log, a reply to the agent
+/// or a `hint:` line names only this kind.
+pub fn json_error_kind(error: &serde_json::Error) -> &'static str {
+    match error.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected or missing fields",
+        serde_json::error::Category::Eof => "truncated",
+    }
+}

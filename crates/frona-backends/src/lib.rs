@@ -20,9 +20,9 @@ mod files;
 pub mod gcp;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod limits;
 #[cfg(feature = "infisical")]
 pub mod infisical;
+pub mod limits;
 pub mod local;
 #[cfg(feature = "onepassword")]
 pub mod onepassword;
@@ -41,9 +41,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use error::BackendError;
+pub use error::{BackendError, json_error_kind};
 pub use limits::Limits;
-pub use secret::{Secret, hex};
+pub use secret::Secret;
 
 /// The secret stores frona knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -221,16 +221,6 @@ pub trait Backend: Send + Sync + fmt::Debug {
                 operation: "revocation",
             }),
         }
-    }
-}
-
-/// The kind of a JSON error, without its text (which may quote the document, and so a value).
-pub fn json_error_kind(error: &serde_json::Error) -> &'static str {
-    match error.classify() {
-        serde_json::error::Category::Io => "i/o error",
-        serde_json::error::Category::Syntax => "not JSON",
-        serde_json::error::Category::Data => "unexpected or missing fields",
-        serde_json::error::Category::Eof => "truncated",
     }
 }
 

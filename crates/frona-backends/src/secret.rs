@@ -36,19 +36,8 @@ impl Secret {
     /// First 8 hex digits of the value's SHA-256: enough to tell two values apart in
     /// `frona credential test`, useless for recovering the value.
     pub fn fingerprint(&self) -> String {
-        hex(&Sha256::digest(self.expose())[..4])
+        hex::encode(&Sha256::digest(self.expose())[..4])
     }
-}
-
-/// Lower-case hex of `bytes` (digests, random ids; a secret's hex goes into a `Zeroizing`).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// A JSON string read straight into a `Secret` (the parsed `String` is moved, not copied).

@@ -329,7 +329,7 @@ impl Decider {
 fn new_approval_id() -> String {
     let mut bytes = [0u8; 6];
     let _ = getrandom::fill(&mut bytes);
-    format!("a-{}", frona_backends::hex(&bytes))
+    format!("a-{}", hex::encode(bytes))
 }
 
 #[cfg(test)]

@@ -79,7 +79,7 @@ pub struct Grants {
 fn new_id() -> Result<String, GrantError> {
     let mut bytes = [0u8; 8];
     getrandom::fill(&mut bytes).map_err(|_| GrantError::Random)?;
-    Ok(format!("g-{}", frona_backends::hex(&bytes)))
+    Ok(format!("g-{}", hex::encode(bytes)))
 }
 
 impl Grants {

@@ -28,7 +28,7 @@ pub fn needles(secret: &[u8]) -> Vec<Needle> {
     for engine in [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD] {
         out.push(Zeroizing::new(engine.encode(secret).into_bytes()));
     }
-    let lower = Zeroizing::new(frona_backends::hex(secret).into_bytes());
+    let lower = Zeroizing::new(hex::encode(secret).into_bytes());
     out.push(Zeroizing::new(lower.to_ascii_uppercase()));
     out.push(lower);
     let mut encoded = Zeroizing::new(Vec::with_capacity(secret.len() * 3));
@@ -264,7 +264,7 @@ mod tests {
         }
         // The hex form of a value ending in the first characters of the value itself.
         let secret: &[u8] = b"65ab1234xe";
-        let input = [frona_backends::hex(secret).as_bytes(), &secret[2..]].concat();
+        let input = [hex::encode(secret).as_bytes(), &secret[2..]].concat();
         assert_eq!(redact_in(&[secret], &input, &[3]), b"[REDACTED]");
     }
 

@@ -392,5 +392,5 @@ impl ToolSocket {
 
 fn file_sha256(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
-    Some(frona_backends::hex(&sha2::Sha256::digest(&bytes)))
+    Some(hex::encode(sha2::Sha256::digest(&bytes)))
 }

@@ -92,7 +92,7 @@ impl fmt::Debug for Glob {
 
 #[cfg(test)]
 mod tests {
-    use super::{matches, Case, Glob};
+    use super::{Case, Glob, matches};
 
     #[test]
     fn policy_globs_are_case_sensitive() {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 
 use crate::glob::Glob;
+use crate::network::pattern::HostPattern;
 
 /// One file: an ordered list of rules, and egress entries for `frona run --net proxy`.
 #[derive(Debug, Deserialize)]
@@ -20,7 +21,7 @@ pub struct PolicyFile {
     pub rules: Vec<RuleSpec>,
     /// Which hosts the agent may reach through the egress proxy (see [`crate::network`]).
     #[serde(default)]
-    pub network: Vec<crate::network::NetworkSpec>,
+    pub network: Vec<NetworkSpec>,
 }
 
 /// One or several patterns (`tool: gh` or `tool: [gh, git]`).
@@ -317,4 +318,37 @@ pub struct RuleSpec {
     /// How long an `ask` waits for a human (default 5m).
     #[serde(default)]
     pub timeout: Option<DurationSpec>,
+}
+
+/// One or several host patterns (`allow: github.com` or `allow: [github.com, "*.github.com"]`).
+#[derive(Clone, Debug, Default)]
+pub struct HostPatterns(pub Vec<HostPattern>);
+
+impl<'de> Deserialize<'de> for HostPatterns {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        one_or_many(d, HostPattern::parse).map(HostPatterns)
+    }
+}
+
+/// One entry of a policy file's `network:` section, as written.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSpec {
+    pub name: String,
+    /// Hosts the agent may reach.
+    #[serde(default)]
+    pub allow: Option<HostPatterns>,
+    /// Hosts the agent may never reach (wins over every `allow`, in any entry).
+    #[serde(default)]
+    pub deny: Option<HostPatterns>,
+    /// The ports `allow` patterns without a port of their own permit (default 443 and 80).
+    #[serde(default)]
+    pub ports: Option<Vec<u16>>,
+    /// Globs on the agent id; absent: any agent.
+    #[serde(default)]
+    pub agent: Option<Patterns>,
+    #[serde(default)]
+    pub when: Option<WhenSpec>,
+    #[serde(default)]
+    pub reason: Option<String>,
 }

@@ -65,7 +65,7 @@ impl Token {
     pub fn generate() -> Result<Self, EndpointError> {
         let mut bytes = [0u8; 32];
         getrandom::fill(&mut bytes).map_err(|e| EndpointError::Random(e.to_string()))?;
-        let token = Zeroizing::new(frona_backends::hex(&bytes));
+        let token = Zeroizing::new(hex::encode(bytes.as_slice()));
         bytes.zeroize();
         Ok(Self(token))
     }

@@ -67,11 +67,15 @@ impl fmt::Debug for EnvSnapshot {
 /// entries were wiped. The names stay (with empty values): nothing reads them afterwards, and
 /// leaving the entry avoids reshuffling libc's `environ` array.
 ///
-/// Call it while frona is still single-threaded: nothing else may read the environment
-/// concurrently. Take [`EnvSnapshot::capture`] first: afterwards the values are gone.
+/// Take [`EnvSnapshot::capture`] first: afterwards the values are gone.
+///
+/// # Safety
+///
+/// The process must be single-threaded, or no other thread may read or change the environment
+/// (`getenv`, `setenv`, `std::env`) while this runs: it writes libc's `environ` strings in place.
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)]
-pub fn wipe_process_environ<'a>(names: impl IntoIterator<Item = &'a OsStr>) -> usize {
+pub unsafe fn wipe_process_environ<'a>(names: impl IntoIterator<Item = &'a OsStr>) -> usize {
     unsafe extern "C" {
         static mut environ: *mut *mut libc::c_char;
     }
@@ -81,8 +85,9 @@ pub fn wipe_process_environ<'a>(names: impl IntoIterator<Item = &'a OsStr>) -> u
     }
     let mut wiped = 0;
     // SAFETY: `environ` is libc's NULL-terminated array of pointers to NUL-terminated
-    // "NAME=value" strings. frona never calls setenv/putenv, and the caller guarantees no
-    // other thread touches the environment, so every entry stays valid while we walk it.
+    // "NAME=value" strings. frona never calls setenv/putenv, and the caller guarantees (this
+    // function's contract) that no other thread touches the environment, so every entry stays
+    // valid while we walk it.
     // We only overwrite bytes strictly inside each string (before its terminating NUL), which
     // keeps every entry a valid C string.
     unsafe {
@@ -109,8 +114,13 @@ pub fn wipe_process_environ<'a>(names: impl IntoIterator<Item = &'a OsStr>) -> u
 }
 
 /// Elsewhere the original block is not exposed through `/proc`; nothing to wipe.
+///
+/// # Safety
+///
+/// None needed here; `unsafe` so that callers are written the same way on every platform.
 #[cfg(not(target_os = "linux"))]
-pub fn wipe_process_environ<'a>(_names: impl IntoIterator<Item = &'a OsStr>) -> usize {
+#[allow(unsafe_code)]
+pub unsafe fn wipe_process_environ<'a>(_names: impl IntoIterator<Item = &'a OsStr>) -> usize {
     0
 }
 

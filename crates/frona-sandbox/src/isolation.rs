@@ -96,12 +96,12 @@ impl NetMode {
 /// can hold the port.
 pub const PROXY_PORT: u16 = 3128;
 
-/// The relay the init helper runs in the agent's network namespace under `--net proxy`: TCP
-/// connections to `127.0.0.1:port` there are carried to the Unix socket `socket` (the broker's
-/// egress proxy, outside the namespace).
+/// The `--net proxy` listener the init helper binds on `127.0.0.1:port` in the agent's network
+/// namespace and hands over the Unix socket `socket` to the broker's egress proxy, outside the
+/// namespace, which accepts the agent's connections on it ([`EgressListener`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ProxyRelay {
+pub struct EgressListenerPlan {
     pub port: u16,
     /// The broker's socket that takes the agent's listener ([`EgressListener`]). Filled in by
     /// `frona run` once the broker listens; [`plan`] cannot know it.
@@ -201,8 +201,8 @@ pub struct Plan {
     pub hide: Vec<PathBuf>,
     /// Bring up loopback in the new network namespace.
     pub loopback: bool,
-    /// `--net proxy`: the relay to frona's egress proxy (see [`ProxyRelay`]).
-    pub proxy_relay: Option<ProxyRelay>,
+    /// `--net proxy`: the listener handed to frona's egress proxy (see [`EgressListenerPlan`]).
+    pub egress_listener: Option<EgressListenerPlan>,
     /// Empty the bounding, permitted, effective, inheritable and ambient capability sets.
     pub drop_capabilities: bool,
     pub no_new_privs: bool,
@@ -226,7 +226,7 @@ impl Plan {
             fresh_proc: false,
             hide: Vec::new(),
             loopback: false,
-            proxy_relay: None,
+            egress_listener: None,
             persistence: None,
             ..self.clone()
         };
@@ -363,7 +363,7 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
         };
         plan.fresh_proc = true;
         plan.loopback = options.net.is_private();
-        plan.proxy_relay = (options.net == NetMode::Proxy).then(|| ProxyRelay {
+        plan.egress_listener = (options.net == NetMode::Proxy).then(|| EgressListenerPlan {
             port: PROXY_PORT,
             socket: PathBuf::new(),
         });
@@ -594,7 +594,7 @@ mod tests {
         };
         let plan = plan(&none, &facts(1000)).unwrap();
         assert!(plan.namespaces.net && plan.loopback);
-        assert_eq!(plan.proxy_relay, None);
+        assert_eq!(plan.egress_listener, None);
     }
 
     #[test]
@@ -606,8 +606,8 @@ mod tests {
         let planned = plan(&proxy, &facts(1000)).unwrap();
         assert!(planned.namespaces.net && planned.loopback);
         assert_eq!(
-            planned.proxy_relay,
-            Some(ProxyRelay {
+            planned.egress_listener,
+            Some(EgressListenerPlan {
                 port: PROXY_PORT,
                 socket: PathBuf::new()
             })

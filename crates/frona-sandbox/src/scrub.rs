@@ -14,8 +14,8 @@ use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 
-use serde::Serialize;
 use frona_policy::glob::{self, Case};
+use serde::Serialize;
 
 use crate::environ::EnvSnapshot;
 
@@ -197,11 +197,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     if options.keep.iter().any(|k| k == name) {
         return Decision::Keep(KeepReason::Keep);
     }
-    if let Some(pattern) = options
-        .strip
-        .iter()
-        .find(|p| env_glob(p, name_bytes))
-    {
+    if let Some(pattern) = options.strip.iter().find(|p| env_glob(p, name_bytes)) {
         return Decision::Strip(Reason::Strip {
             pattern: pattern.clone(),
         });
@@ -221,11 +217,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     }
     match options.mode {
         EnvMode::Default => Decision::Keep(KeepReason::Ordinary),
-        EnvMode::Allowlist
-            if ALLOWLIST_BASE
-                .iter()
-                .any(|p| env_glob(p, name_bytes)) =>
-        {
+        EnvMode::Allowlist if ALLOWLIST_BASE.iter().any(|p| env_glob(p, name_bytes)) => {
             Decision::Keep(KeepReason::Allowlisted)
         }
         EnvMode::Allowlist => Decision::Strip(Reason::NotAllowed),

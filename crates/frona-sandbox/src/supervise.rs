@@ -231,8 +231,13 @@ pub fn supervise_init(
 
 /// The helper's side of [`Started`]: takes the inherited write end `fd` and marks it
 /// close-on-exec, so that neither the agent nor anything it starts inherits it.
+///
+/// # Safety
+///
+/// `fd` must be a descriptor nothing else in this process owns or will close (the one `frona
+/// run` passed to this helper in `--started-fd`): the returned `OwnedFd` closes it on drop.
 #[allow(unsafe_code)]
-pub fn take_started_fd(fd: RawFd) -> Result<OwnedFd, SuperviseError> {
+pub unsafe fn take_started_fd(fd: RawFd) -> Result<OwnedFd, SuperviseError> {
     use std::os::fd::FromRawFd as _;
     let bad = || SuperviseError::StartPipe(io::Error::from_raw_os_error(libc::EBADF));
     if fd <= libc::STDERR_FILENO {
@@ -243,8 +248,8 @@ pub fn take_started_fd(fd: RawFd) -> Result<OwnedFd, SuperviseError> {
     if !open {
         return Err(bad());
     }
-    // SAFETY: the descriptor is open (checked above) and owned by nothing else in this
-    // process: frona passed it on the command line for this helper alone.
+    // SAFETY: the descriptor is open (checked above) and, by this function's contract, owned
+    // by nothing else in this process.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
@@ -390,7 +395,7 @@ fn supervise_agent(
     // `--net proxy`: the agent's listener exists, and is the broker's, before the agent does,
     // so that its first connection finds it and the agent never holds it. See
     // `isolation::EgressListener`.
-    if let Some(relay) = &plan.proxy_relay {
+    if let Some(relay) = &plan.egress_listener {
         isolation::EgressListener::bind(relay)?.hand_over()?;
     }
     let agent = spawn_agent(&config.command, plan)?;

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use frona_backends::Secret;
 use frona_backends::Limits;
+use frona_backends::Secret;
 use frona_backends::config::{Backends, BackendsConfig, LocalConfig, secret_from_file};
 use frona_backends::local::KeyInput;
 use frona_sandbox::EnvSnapshot;

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use frona_backends::hex;
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
 
@@ -93,7 +92,7 @@ impl Unsealed {
         push(&format!("\"seq\":{seq}"));
         push(&self.after_seq);
         line.push('}');
-        let hash = hex(&Sha256::digest(line.as_bytes()));
+        let hash = hex::encode(Sha256::digest(line.as_bytes()));
         // The hash goes last; `verify` re-serialises without it, so its place does not matter.
         line.pop();
         line.push_str(",\"hash\":\"");
@@ -136,7 +135,7 @@ fn check_line(
         ));
     }
     let body = Value::Object(record).to_string();
-    if hex(&Sha256::digest(body.as_bytes())) != hash {
+    if hex::encode(Sha256::digest(body.as_bytes())) != hash {
         return Err(broken(
             "its content does not match its hash (the record was edited)".into(),
         ));

@@ -3,7 +3,7 @@
 
 use std::io;
 
-use crate::isolation::{Namespaces, Plan, ProxyRelay, SeccompProgram};
+use crate::isolation::{EgressListenerPlan, Namespaces, Plan, SeccompProgram};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IsolationError {
@@ -44,7 +44,7 @@ pub fn apply_in_agent(_plan: &Plan, _seccomp_program: &SeccompProgram) -> io::Re
 pub struct EgressListener(());
 
 impl EgressListener {
-    pub fn bind(_relay: &ProxyRelay) -> Result<Self, IsolationError> {
+    pub fn bind(_relay: &EgressListenerPlan) -> Result<Self, IsolationError> {
         Err(IsolationError::Unsupported)
     }
 

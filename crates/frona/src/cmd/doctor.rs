@@ -155,7 +155,7 @@ fn print_plan(plan: &Plan, persistence: &[Preview], pins: usize) {
             }
         );
     }
-    match &plan.proxy_relay {
+    match &plan.egress_listener {
         Some(relay) => println!(
             "  network:          loopback, and frona's egress proxy at 127.0.0.1:{} (allowed hosts only)",
             relay.port

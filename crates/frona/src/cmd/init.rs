@@ -10,7 +10,14 @@ pub fn init(args: InitArgs) -> Result<i32, Failure> {
     // First: the pipe reporting the agent's start is marked close-on-exec before anything else.
     let started = args
         .started_fd
-        .map(take_started_fd)
+        // SAFETY: `--started-fd` names the pipe `frona run` opened for this helper alone;
+        // nothing else in this process holds or closes it.
+        .map(|fd| {
+            #[allow(unsafe_code)]
+            unsafe {
+                take_started_fd(fd)
+            }
+        })
         .transpose()
         .map_err(|e| Failure::from_error(&e))?;
     let plan = serde_json::from_str(&args.plan).map_err(|e| {

@@ -22,12 +22,17 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
     // reads NOTIFY_SOCKET there.
-    wipe_process_environ(
-        report
-            .stripped()
-            .map(|(name, _)| name)
-            .filter(|name| service_manager_var(name).is_none()),
-    );
+    // SAFETY: `frona run` is still single-threaded here (no runtime, no helper thread has
+    // started), so nothing reads the environment while it is overwritten.
+    #[allow(unsafe_code)]
+    unsafe {
+        wipe_process_environ(
+            report
+                .stripped()
+                .map(|(name, _)| name)
+                .filter(|name| service_manager_var(name).is_none()),
+        );
+    }
     // frona's own directories are hidden wherever FRONA_CONFIG_DIR/FRONA_DATA_DIR put them, and
     // so are the credentials systemd loaded for frona's unit.
     let mut isolation = run.isolation.clone();
@@ -49,11 +54,11 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
         &env,
         &run.agent,
         run.aws_credential.as_deref(),
-        plan.proxy_relay.is_some(),
+        plan.egress_listener.is_some(),
         args.no_broker,
         run.quiet,
     )?;
-    if plan.proxy_relay.is_none() && !run.quiet {
+    if plan.egress_listener.is_none() && !run.quiet {
         note_unserved_bindings(&env, &run.agent);
     }
     // Signals are blocked before the broker's threads exist, so they all reach the supervisor.
@@ -69,13 +74,13 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
     // looks at frona's own directories) until the agent and the broker's tools are gone
     // (`release` below; dropped on every early return).
     let mut placeholders = prepare_persistence(&mut plan)?;
-    let broker = if !serve_calls && plan.proxy_relay.is_none() {
+    let broker = if !serve_calls && plan.egress_listener.is_none() {
         None
     } else {
         let mut tool_plan = plan.clone();
         tool_plan.namespaces.net = false;
         tool_plan.loopback = false;
-        tool_plan.proxy_relay = None;
+        tool_plan.egress_listener = None;
         let broker = crate::broker::start(
             &env,
             &settings,
@@ -86,7 +91,7 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
             crate::broker::Serve {
                 calls: serve_calls,
                 egress: plan
-                    .proxy_relay
+                    .egress_listener
                     .is_some()
                     .then_some(run.allow_host.as_slice()),
                 resolve: &args.proxy_resolve,
@@ -100,7 +105,9 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
             ));
             agent_env.push((crate::env_vars::FRONA_PROXY.into(), proxy.clone().into()));
         }
-        if let (Some(relay), Some(handoff)) = (plan.proxy_relay.as_mut(), &broker.egress_handoff) {
+        if let (Some(relay), Some(handoff)) =
+            (plan.egress_listener.as_mut(), &broker.egress_handoff)
+        {
             relay.socket.clone_from(handoff);
             for (name, value) in crate::env_vars::egress_proxy_env(relay.port) {
                 crate::env_vars::set(&mut agent_env, name, value);

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use super::IsolationError;
 use super::mounts::loopback_up;
-use crate::isolation::ProxyRelay;
+use crate::isolation::EgressListenerPlan;
 
 /// How long the broker may take to acknowledge the socket.
 const HANDOFF_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,7 +42,7 @@ fn relay_error(step: &'static str) -> impl FnOnce(io::Error) -> IsolationError {
 impl EgressListener {
     /// Brings loopback up in the calling process's (new) network namespace and listens on
     /// `127.0.0.1:port` there. Call it in PID 1, before the agent is forked.
-    pub fn bind(relay: &ProxyRelay) -> Result<Self, IsolationError> {
+    pub fn bind(relay: &EgressListenerPlan) -> Result<Self, IsolationError> {
         if relay.socket.as_os_str().is_empty() {
             return Err(IsolationError::Relay {
                 step: "no egress socket in the plan",
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_plan_without_a_socket_is_refused() {
-        let relay = ProxyRelay {
+        let relay = EgressListenerPlan {
             port: 1,
             socket: PathBuf::new(),
         };
