@@ -362,8 +362,6 @@ fn query_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-/// `HOST[:PORT]` or `*.DOMAIN[:PORT]`, lower case: a wildcard covers subdomains only and must
-/// name at least a registrable domain (`*.example.com`, not `*.com` or `*`).
 /// A host a credential is bound to (`--inject-host`): where its placeholder is swapped for the
 /// value. Written in the policy's host pattern language ([`HostPattern`]: `HOST`, `*.DOMAIN`,
 /// an address, each with an optional `:PORT`), in lower case, and never a network: the proxy
