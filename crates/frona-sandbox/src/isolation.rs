@@ -7,6 +7,7 @@
 //! (`frona doctor`). `--isolation required` (the default) turns every unavailable feature into
 //! an error with a hint; `best-effort` records it in [`Plan::skipped`]; `off` plans nothing.
 
+pub mod ambient;
 pub mod persistence;
 pub mod probe;
 #[cfg(target_os = "linux")]
@@ -123,31 +124,21 @@ pub struct IsolationOptions {
     pub protect: Vec<PathBuf>,
     /// Paths to remove from the protected list (`--writable`).
     pub writable: Vec<PathBuf>,
+    /// Sockets the agent may reach although they are outside its sandbox (`--allow-socket`).
+    pub allow_sockets: Vec<PathBuf>,
+    /// `.env` files shown as they are (`--reveal`).
+    pub reveal: Vec<PathBuf>,
 }
 
-/// Credential files and directories hidden from the agent, relative to `$HOME`.
-pub const HIDDEN_IN_HOME: &[&str] = &[
-    ".aws",
-    ".config/gcloud",
-    ".azure",
-    ".docker/config.json",
-    ".kube",
-    ".netrc",
-    ".npmrc",
-    ".pypirc",
-    ".git-credentials",
-    ".config/gh",
-    ".ssh",
-    ".gnupg",
-    ".vault-token",
-    ".config/op",
-    ".terraform.d/credentials.tfrc.json",
-    ".cargo/credentials.toml",
-    ".cargo/credentials",
-    ".config/frona",
-    ".local/share/frona",
-    ".local/state/frona",
-];
+/// A file the agent sees as another: `copy`, read-only, mounted over `path`. `copy` is
+/// written by `frona run` once the plan is made (the placeholders are not known before);
+/// while it is empty the file is hidden instead.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaskedFile {
+    pub path: PathBuf,
+    pub copy: PathBuf,
+}
 
 /// Namespaces the agent gets.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -199,6 +190,9 @@ pub struct Plan {
     pub fresh_proc: bool,
     /// Paths masked in the agent's mount namespace (those that exist at start).
     pub hide: Vec<PathBuf>,
+    /// `.env` files shown to the agent as a copy without values ([`crate::dotenv`]).
+    #[serde(default)]
+    pub mask_files: Vec<MaskedFile>,
     /// Bring up loopback in the new network namespace.
     pub loopback: bool,
     /// `--net proxy`: the listener handed to frona's egress proxy (see [`EgressListenerPlan`]).
@@ -225,6 +219,7 @@ impl Plan {
             namespaces: Namespaces::default(),
             fresh_proc: false,
             hide: Vec::new(),
+            mask_files: Vec::new(),
             loopback: false,
             egress_listener: None,
             persistence: None,
@@ -367,7 +362,21 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
             port: PROXY_PORT,
             socket: PathBuf::new(),
         });
-        plan.hide = hidden_paths(options, facts);
+        plan.hide = hidden_paths(options, facts, &mut plan.skipped);
+        plan.mask_files = facts
+            .env_files
+            .iter()
+            .filter(|f| {
+                !options
+                    .reveal
+                    .iter()
+                    .any(|r| absolute(r, &facts.cwd) == **f)
+            })
+            .map(|f| MaskedFile {
+                path: f.clone(),
+                copy: PathBuf::new(),
+            })
+            .collect();
         plan.persistence = Some(persistence::plan(options, facts));
     } else if options.net.is_private() {
         return Err(Unavailable {
@@ -421,10 +430,21 @@ pub fn plan(options: &IsolationOptions, facts: &Facts) -> Result<Plan, Unavailab
 
 /// The documented credential paths under `$HOME`, frona's own config and state dirs, plus
 /// `--hide`, minus `--unhide` (which also lifts anything beneath it).
-fn hidden_paths(options: &IsolationOptions, facts: &Facts) -> Vec<PathBuf> {
+/// The ambient credentials ([`ambient`]), frona's own directories, `--hide`, and every socket
+/// bound outside the sandbox; less `--unhide` and `--allow-socket`.
+fn hidden_paths(
+    options: &IsolationOptions,
+    facts: &Facts,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<PathBuf> {
     let mut paths: Vec<PathBuf> = Vec::new();
     if let Some(home) = &facts.home {
-        paths.extend(HIDDEN_IN_HOME.iter().map(|rel| home.join(rel)));
+        paths.extend(ambient::IN_HOME.iter().map(|e| home.join(e.path)));
+        paths.extend(
+            [".config/frona", ".local/share/frona", ".local/state/frona"]
+                .iter()
+                .map(|rel| home.join(rel)),
+        );
     }
     for dir in [
         &facts.xdg_config_home,
@@ -436,6 +456,20 @@ fn hidden_paths(options: &IsolationOptions, facts: &Facts) -> Vec<PathBuf> {
     {
         paths.push(dir.join("frona"));
     }
+    if let Some(dir) = &facts.runtime_dir {
+        paths.extend(ambient::IN_RUNTIME_DIR.iter().map(|e| dir.join(e.path)));
+    }
+    paths.extend(ambient::SYSTEM.iter().map(|e| PathBuf::from(e.path)));
+    // Deny by default: any socket bound when frona starts (frona's own session socket is
+    // bound later, in a directory of its own).
+    paths.extend(facts.ssh_auth_sock.iter().cloned());
+    paths.extend(
+        facts
+            .bound_sockets
+            .iter()
+            .filter(|s| !ambient::is_harmless(s))
+            .cloned(),
+    );
     paths.extend(options.hide.iter().map(|p| absolute(p, &facts.cwd)));
     let unhide: Vec<PathBuf> = options
         .unhide
@@ -443,6 +477,26 @@ fn hidden_paths(options: &IsolationOptions, facts: &Facts) -> Vec<PathBuf> {
         .map(|p| absolute(p, &facts.cwd))
         .collect();
     paths.retain(|p| !unhide.iter().any(|u| p.starts_with(u)));
+    let allowed: Vec<PathBuf> = options
+        .allow_sockets
+        .iter()
+        .map(|p| absolute(p, &facts.cwd))
+        .collect();
+    paths.retain(|p| !allowed.iter().any(|a| p.starts_with(a)));
+    // An allowed socket inside a hidden directory stays out of reach: unhiding the directory
+    // would open everything else in it (`~/.ssh`), so that takes an `--unhide` of its own.
+    for socket in &allowed {
+        if let Some(dir) = paths.iter().find(|p| socket.starts_with(p)) {
+            skipped.push(Skipped {
+                feature: format!("--allow-socket {}", socket.display()),
+                reason: format!(
+                    "it is inside `{}`, which stays hidden; add --unhide {} to open that too",
+                    dir.display(),
+                    dir.display()
+                ),
+            });
+        }
+    }
     dedup(&mut paths);
     paths
 }
@@ -478,6 +532,10 @@ mod tests {
             zdotdir: None,
             repo: None,
             kernel: KernelFeatures::all_available(),
+            runtime_dir: None,
+            ssh_auth_sock: None,
+            bound_sockets: Vec::new(),
+            env_files: Vec::new(),
         }
     }
 

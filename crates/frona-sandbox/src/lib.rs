@@ -10,6 +10,7 @@
 //! - [`supervise`]: the init-like supervisor: signal forwarding, exit status, reaping,
 //!   parent-death teardown.
 
+pub mod dotenv;
 pub mod environ;
 pub mod hardening;
 pub mod isolation;

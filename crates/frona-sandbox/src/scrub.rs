@@ -13,6 +13,7 @@ mod detect;
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 use frona_policy::glob::{self, Case};
 use serde::Serialize;
@@ -68,6 +69,38 @@ pub const SERVICE_MANAGER_VARS: &[(&str, &str)] = &[
     ("MANAGERPID", "the service manager's process id"),
 ];
 
+/// Variables that point the agent at a socket acting for the user, and what it grants. Each is
+/// stripped unless `--allow-socket` passes the socket it names: isolation hides the socket
+/// ([`crate::isolation::ambient`]), and a variable pointing at nothing only misleads tools.
+pub const SOCKET_VARS: &[(&str, &str)] = &[
+    ("SSH_AUTH_SOCK", "an ssh-agent"),
+    ("GPG_AGENT_INFO", "gpg-agent"),
+    ("DBUS_SESSION_BUS_ADDRESS", "the session bus"),
+    ("DOCKER_HOST", "a Docker daemon"),
+    ("CONTAINER_HOST", "a Podman service"),
+];
+
+/// The socket path a [`SOCKET_VARS`] value names, when it names one by path. `None` for a
+/// value that is not a local socket (`DOCKER_HOST=tcp://…`).
+fn socket_path<'a>(name: &str, value: &'a [u8]) -> Option<Option<&'a Path>> {
+    let text = std::str::from_utf8(value).ok()?;
+    let path = match name {
+        "SSH_AUTH_SOCK" => Some(text),
+        "GPG_AGENT_INFO" => text.split(':').next(),
+        "DOCKER_HOST" | "CONTAINER_HOST" => Some(text.strip_prefix("unix://")?),
+        // `unix:path=/run/user/1000/bus,guid=…`; `unix:abstract=…` and the like name no path.
+        "DBUS_SESSION_BUS_ADDRESS" => {
+            if !text.starts_with("unix:") {
+                return None;
+            }
+            text.split([':', ',', ';'])
+                .find_map(|part| part.strip_prefix("path="))
+        }
+        _ => return None,
+    };
+    Some(path.map(Path::new).filter(|p| p.is_absolute()))
+}
+
 /// What `name` hands over when it is one of [`SERVICE_MANAGER_VARS`].
 pub fn service_manager_var(name: &OsStr) -> Option<&'static str> {
     SERVICE_MANAGER_VARS
@@ -100,6 +133,9 @@ pub struct ScrubOptions {
     pub keep: Vec<OsString>,
     /// Extra globs to strip (`--strip`).
     pub strip: Vec<String>,
+    /// Sockets passed to the agent (`--allow-socket`): a [`SOCKET_VARS`] variable naming one
+    /// (or one beneath one) passes.
+    pub allow_sockets: Vec<PathBuf>,
 }
 
 /// Why a variable was stripped.
@@ -114,6 +150,8 @@ pub enum Reason {
     Strip { pattern: String },
     /// Set by the service manager for frona itself ([`SERVICE_MANAGER_VARS`]).
     ServiceManager { what: &'static str },
+    /// Points at a socket that acts for the user ([`SOCKET_VARS`]).
+    Socket { what: &'static str },
     /// Allowlist mode and the name is not allowed.
     NotAllowed,
 }
@@ -133,6 +171,7 @@ impl std::fmt::Display for Reason {
             Reason::Value { looks_like } => write!(f, "value looks like {looks_like}"),
             Reason::Strip { pattern } => write!(f, "--strip {pattern}"),
             Reason::ServiceManager { what } => write!(f, "set by systemd for frona: {what}"),
+            Reason::Socket { what } => write!(f, "points at {what}; pass it with --allow-socket"),
             Reason::NotAllowed => f.write_str("not in the allowlist"),
         }
     }
@@ -205,6 +244,12 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     // Before the name patterns, which would catch CREDENTIALS_DIRECTORY with a vaguer reason.
     if let Some(what) = service_manager_var(name) {
         return Decision::Strip(Reason::ServiceManager { what });
+    }
+    if let Some((var, what)) = SOCKET_VARS.iter().find(|(n, _)| name_bytes == n.as_bytes())
+        && let Some(path) = socket_path(var, value)
+        && !path.is_some_and(|p| options.allow_sockets.iter().any(|a| p.starts_with(a)))
+    {
+        return Decision::Strip(Reason::Socket { what });
     }
     if let Some(pattern) = CREDENTIAL_NAME_PATTERNS
         .iter()
@@ -425,9 +470,44 @@ mod tests {
             ("_", "/usr/bin/env"),
         ]);
         let (report, kept) = scrub(&env, &ScrubOptions::default());
-        assert_eq!(stripped_names(&report), Vec::<String>::new());
-        assert_eq!(kept.len(), env.len());
-        assert_eq!(report.summary_line(), None);
+        // Only the sockets that act for the user go, each with what it grants.
+        let sockets = [
+            "DBUS_SESSION_BUS_ADDRESS",
+            "SSH_AUTH_SOCK",
+            "GPG_AGENT_INFO",
+        ];
+        assert_eq!(stripped_names(&report), sockets);
+        assert_eq!(kept.len(), env.len() - sockets.len());
+        assert_eq!(
+            report.summary_line().unwrap(),
+            "frona: stripped DBUS_SESSION_BUS_ADDRESS (points at the session bus; pass it with \
+             --allow-socket), SSH_AUTH_SOCK (points at an ssh-agent; pass it with --allow-socket), \
+             GPG_AGENT_INFO (points at gpg-agent; pass it with --allow-socket)"
+        );
+    }
+
+    #[test]
+    fn socket_variables_pass_only_with_their_socket_allowed() {
+        let env = snapshot(&[
+            ("SSH_AUTH_SOCK", "/tmp/ssh-XYZ/agent.42"),
+            ("DOCKER_HOST", "unix:///run/user/1000/docker.sock"),
+            ("CONTAINER_HOST", "tcp://10.0.0.5:8888"),
+            (
+                "DBUS_SESSION_BUS_ADDRESS",
+                "unix:abstract=/tmp/dbus-x,guid=1",
+            ),
+        ]);
+        let (report, _) = scrub(&env, &ScrubOptions::default());
+        assert_eq!(
+            stripped_names(&report),
+            ["SSH_AUTH_SOCK", "DOCKER_HOST", "DBUS_SESSION_BUS_ADDRESS"]
+        );
+        let options = ScrubOptions {
+            allow_sockets: vec!["/tmp/ssh-XYZ".into(), "/run/user/1000/docker.sock".into()],
+            ..ScrubOptions::default()
+        };
+        let (report, _) = scrub(&env, &options);
+        assert_eq!(stripped_names(&report), ["DBUS_SESSION_BUS_ADDRESS"]);
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         }
         Command::Env(EnvCommand::Check(args)) => {
             let settings = crate::settings::load(&env)?.resolve(&args.env.layer)?;
-            env::check(&settings.run.env, args.json, &env)
+            env::check(&settings.run, args.json, &env)
         }
         Command::Doctor(args) => {
             let settings = crate::settings::load(&env)?.resolve(&args.isolation.layer)?;

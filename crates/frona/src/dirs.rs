@@ -4,11 +4,13 @@
 
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt as _;
-use std::path::PathBuf;
+use std::os::unix::fs::DirBuilderExt as _;
+use std::path::{Path, PathBuf};
 
 use frona_sandbox::EnvSnapshot;
 
 use crate::env_vars::{FRONA_CONFIG_DIR, FRONA_DATA_DIR, FRONA_STATE_DIR, FRONA_SYSTEM_CONFIG};
+use crate::failure::Failure;
 
 fn env_path(env: &EnvSnapshot, name: &str) -> Option<PathBuf> {
     env.get(name)
@@ -87,4 +89,66 @@ pub fn grants_db(env: &EnvSnapshot) -> PathBuf {
 /// Where running brokers' control sockets are (`PID.sock`): `control` in the state directory.
 pub fn control_dir(env: &EnvSnapshot) -> PathBuf {
     state_dir(env).join("control")
+}
+
+/// A private (0700) directory of this `frona run`, `KIND-PID`: `$XDG_RUNTIME_DIR/frona/…` or
+/// `/tmp/frona-UID/…` (`session` holds the broker's sockets, `masks` the masked `.env` copies).
+pub fn session_dir(env: &EnvSnapshot, kind: &str) -> Result<PathBuf, Failure> {
+    let uid = nix::unistd::getuid().as_raw();
+    let base = env
+        .get("XDG_RUNTIME_DIR")
+        .filter(|v| v.first() == Some(&b'/'))
+        .map(|v| PathBuf::from(String::from_utf8_lossy(v).into_owned()).join("frona"))
+        .unwrap_or_else(|| PathBuf::from(format!("/tmp/frona-{uid}")));
+    let dir = base.join(format!("{kind}-{}", std::process::id()));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| {
+            Failure::from_error(&e).with_hint(format!(
+                "frona needs a private directory at `{}`",
+                dir.display()
+            ))
+        })?;
+    // In a shared /tmp another user could have made the directory first: it must be ours, not
+    // a symlink, and closed to others, or the agent could be talking to someone else's socket.
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+    for path in [&base, &dir] {
+        let meta = std::fs::symlink_metadata(path).map_err(|e| Failure::from_error(&e))?;
+        if meta.file_type().is_symlink()
+            || meta.uid() != uid
+            || meta.permissions().mode() & 0o077 != 0
+        {
+            return Err(Failure::new(
+                125,
+                format!(
+                    "`{}` is not a private directory of this user",
+                    path.display()
+                ),
+            )
+            .with_hint("remove it (someone else may have created it), or set XDG_RUNTIME_DIR"));
+        }
+    }
+    // What is in it was left by a frona of the same pid that was killed before it could clean
+    // up (pids are reused): its sockets would make binding ours fail.
+    clear(&dir).map_err(|e| {
+        Failure::from_error(&e).with_hint(format!(
+            "`{}` holds what a dead frona left; remove it",
+            dir.display()
+        ))
+    })?;
+    Ok(dir)
+}
+
+/// Empties `dir` (without following symlinks in it).
+fn clear(dir: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => std::fs::remove_dir_all(&path)?,
+            _ => std::fs::remove_file(&path)?,
+        }
+    }
+    Ok(())
 }

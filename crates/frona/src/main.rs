@@ -7,6 +7,7 @@ mod broker;
 mod cli;
 mod cmd;
 mod dirs;
+mod dotenv;
 mod env_vars;
 mod failure;
 mod logging;

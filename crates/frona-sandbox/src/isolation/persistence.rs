@@ -260,6 +260,10 @@ mod tests {
             zdotdir: None,
             repo,
             kernel: KernelFeatures::all_available(),
+            runtime_dir: None,
+            ssh_auth_sock: None,
+            bound_sockets: Vec::new(),
+            env_files: Vec::new(),
         }
     }
 

@@ -97,6 +97,14 @@ pub struct Facts {
     /// The git repository holding the working directory.
     pub repo: Option<Repo>,
     pub kernel: KernelFeatures,
+    /// `$XDG_RUNTIME_DIR`, where the session's sockets are.
+    pub runtime_dir: Option<PathBuf>,
+    /// Frona's own `SSH_AUTH_SOCK`.
+    pub ssh_auth_sock: Option<PathBuf>,
+    /// Every path a Unix socket is bound to as frona starts ([`super::ambient::bound_sockets`]).
+    pub bound_sockets: Vec<PathBuf>,
+    /// The project's `.env` files ([`crate::dotenv::find`]).
+    pub env_files: Vec<PathBuf>,
 }
 
 impl Facts {
@@ -113,7 +121,12 @@ impl Facts {
         let xdg_config_home =
             path("XDG_CONFIG_HOME").or_else(|| home.as_ref().map(|h| h.join(".config")));
         let repo = persistence::git::discover(&cwd, home.as_deref(), xdg_config_home.as_deref());
+        let env_files = crate::dotenv::find(&cwd, repo.as_ref().map(|r| r.root.as_path()));
         Self {
+            runtime_dir: path("XDG_RUNTIME_DIR"),
+            ssh_auth_sock: path("SSH_AUTH_SOCK"),
+            bound_sockets: super::ambient::bound_sockets(),
+            env_files,
             uid: nix::unistd::getuid().as_raw(),
             gid: nix::unistd::getgid().as_raw(),
             zdotdir: path("ZDOTDIR").filter(|z| Some(z) != home.as_ref()),

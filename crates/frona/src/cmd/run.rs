@@ -17,7 +17,7 @@ use crate::systemd::notify::Notifier;
 
 pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, Failure> {
     let run = &settings.run;
-    let options = run.env.scrub_options()?;
+    let options = run.env.scrub_options(&run.isolation.allow_sockets)?;
     let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
@@ -48,7 +48,8 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
     isolation
         .protect
         .extend(frona_protected(&env, Some(run.policy.clone())));
-    let mut plan = isolation.plan(&Facts::gather(&env))?;
+    let facts = Facts::gather(&env);
+    let mut plan = isolation.plan(&facts)?;
     // The `aws-sts` credential the agent's AWS SDKs get, under `--net proxy` only.
     let aws_credential = crate::aws_credentials::choose(
         &env,
@@ -134,6 +135,14 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
         }
         Some(broker)
     };
+    // `.env` files: a copy without values, placeholders where the agent holds them.
+    let masked_copies = crate::dotenv::MaskedCopies::write(
+        &env,
+        &mut plan,
+        broker
+            .as_ref()
+            .map_or(&[][..], |b| b.placeholders.as_slice()),
+    )?;
     let mut notifier = args
         .command
         .first()
@@ -148,6 +157,18 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
                 "frona: isolation: skipped {}: {}",
                 skipped.feature, skipped.reason
             );
+        }
+        // Passing a socket that acts for the user is the user's call; say what it grants.
+        for socket in &run.isolation.allow_sockets {
+            if let Some(what) = frona_sandbox::isolation::ambient::known_socket(
+                socket,
+                facts.runtime_dir.as_deref(),
+            ) {
+                eprintln!(
+                    "frona: --allow-socket {}: the agent can use {what} as you",
+                    socket.display()
+                );
+            }
         }
     }
     let config = InitConfig {
@@ -175,6 +196,7 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
         });
     }
     drop(broker);
+    drop(masked_copies);
     placeholders.release();
     status.map_err(|e| failure(&e))
 }

@@ -138,6 +138,29 @@ pub static RUN: &[&dyn Setting] = &[
         field: field!(unhide),
     },
     &Def::<Vec<std::path::PathBuf>> {
+        key: "run.allow_sockets",
+        flag: flag("--allow-socket", "PATH", Group::Isolation),
+        env: None,
+        doc: "Let the agent reach this Unix socket (or the sockets beneath this directory), \
+              which frona hides by default like every socket outside the sandbox, and pass \
+              the variable naming it (SSH_AUTH_SOCK, DOCKER_HOST …) (repeatable)",
+        accumulates: false,
+        project: Project::Never,
+        default: None,
+        field: field!(allow_sockets),
+    },
+    &Def::<Vec<std::path::PathBuf>> {
+        key: "run.reveal",
+        flag: flag("--reveal", "PATH", Group::Isolation),
+        env: None,
+        doc: "Show this project `.env` file to the agent as it is, values included (by default \
+              the agent sees it with every value removed) (repeatable)",
+        accumulates: false,
+        project: Project::Never,
+        default: None,
+        field: field!(reveal),
+    },
+    &Def::<Vec<std::path::PathBuf>> {
         key: "run.fs_write",
         flag: flag("--fs-write", "PATH", Group::Isolation),
         env: None,

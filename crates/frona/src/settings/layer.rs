@@ -42,6 +42,10 @@ pub struct RunLayer {
     #[serde(default)]
     pub unhide: Option<Vec<PathBuf>>,
     #[serde(default)]
+    pub allow_sockets: Option<Vec<PathBuf>>,
+    #[serde(default)]
+    pub reveal: Option<Vec<PathBuf>>,
+    #[serde(default)]
     pub fs_write: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub protect: Option<Vec<PathBuf>>,

@@ -44,6 +44,8 @@ pub struct IsolationSettings {
     pub net: NetArg,
     pub hide: Vec<PathBuf>,
     pub unhide: Vec<PathBuf>,
+    pub allow_sockets: Vec<PathBuf>,
+    pub reveal: Vec<PathBuf>,
     pub fs_write: Vec<PathBuf>,
     pub protect: Vec<PathBuf>,
     pub writable: Vec<PathBuf>,
@@ -78,6 +80,8 @@ impl Run {
                 net: given(layer.net, "run.net")?,
                 hide: layer.hide.unwrap_or_default(),
                 unhide: layer.unhide.unwrap_or_default(),
+                allow_sockets: layer.allow_sockets.unwrap_or_default(),
+                reveal: layer.reveal.unwrap_or_default(),
                 fs_write: layer.fs_write.unwrap_or_default(),
                 protect: layer.protect.unwrap_or_default(),
                 writable: layer.writable.unwrap_or_default(),
@@ -99,8 +103,12 @@ impl Run {
 }
 
 impl EnvSettings {
-    /// The scrubbing rules these settings describe, validated.
-    pub fn scrub_options(&self) -> Result<frona_sandbox::ScrubOptions, Failure> {
+    /// The scrubbing rules these settings describe, validated; the variables naming
+    /// `allow_sockets` (`--allow-socket`) pass.
+    pub fn scrub_options(
+        &self,
+        allow_sockets: &[PathBuf],
+    ) -> Result<frona_sandbox::ScrubOptions, Failure> {
         let options = frona_sandbox::ScrubOptions {
             mode: match self.env_mode {
                 EnvModeArg::Default => frona_sandbox::EnvMode::Default,
@@ -108,6 +116,7 @@ impl EnvSettings {
             },
             keep: self.keep.clone(),
             strip: self.strip.clone(),
+            allow_sockets: allow_sockets.to_vec(),
         };
         options.validate().map_err(|e| {
             Failure::from_error(&e)
@@ -134,6 +143,8 @@ impl IsolationSettings {
             },
             hide: self.hide.clone(),
             unhide: self.unhide.clone(),
+            allow_sockets: self.allow_sockets.clone(),
+            reveal: self.reveal.clone(),
             fs_write: self.fs_write.clone(),
             protect: self.protect.clone(),
             writable: self.writable.clone(),
@@ -189,6 +200,10 @@ mod tests {
             zdotdir: None,
             repo: None,
             kernel,
+            runtime_dir: None,
+            ssh_auth_sock: None,
+            bound_sockets: Vec::new(),
+            env_files: Vec::new(),
         };
         let failure = settings.isolation.plan(&facts).unwrap_err();
         assert!(failure.message.contains("AppArmor"), "{}", failure.message);

@@ -62,6 +62,14 @@ pub fn apply_in_init(plan: &Plan) -> Result<(), IsolationError> {
             source,
         }))?;
     }
+    for masked in &plan.mask_files {
+        tolerate(
+            show_as(&masked.path, &masked.copy).map_err(|source| IsolationError::Hide {
+                path: masked.path.clone(),
+                source,
+            }),
+        )?;
+    }
     protect::apply(protect, Phase::AfterMasks, &tolerate)?;
     if let Some(cwd) = cwd {
         // The working directory this process inherited is the one *under* any mount made on
@@ -117,6 +125,29 @@ fn hide(path: &Path) -> io::Result<()> {
             None::<&str>,
         )?;
     }
+    Ok(())
+}
+
+/// Mounts `copy` read-only over the file `path` (writes to it fail with EROFS); hides `path`
+/// when there is no copy (frona run did not write one).
+fn show_as(path: &Path, copy: &Path) -> io::Result<()> {
+    if copy.as_os_str().is_empty() {
+        return hide(path);
+    }
+    mount(
+        Some(copy),
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    mount(
+        None::<&str>,
+        path,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MASK_FLAGS,
+        None::<&str>,
+    )?;
     Ok(())
 }
 
