@@ -320,28 +320,3 @@ pub fn start(
         egress,
     })
 }
-
-#[cfg(test)]
-mod tests {
-    /// A session directory a killed frona of the same pid left behind is emptied, so that
-    /// binding the sockets again works.
-    #[test]
-    fn a_dead_sessions_leftovers_are_cleared() {
-        let dir = std::env::temp_dir().join(format!("frona-stale-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("sub")).unwrap();
-        let socket = dir.join("broker.sock");
-        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
-        std::fs::write(dir.join("ca-bundle.pem"), "x").unwrap();
-        std::os::unix::fs::symlink("/etc", dir.join("link")).unwrap();
-        assert!(std::os::unix::net::UnixListener::bind(&socket).is_err());
-        super::clear(&dir).unwrap();
-        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
-        assert!(
-            std::path::Path::new("/etc").is_dir(),
-            "a symlink is removed, not followed"
-        );
-        assert!(std::os::unix::net::UnixListener::bind(&socket).is_ok());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}

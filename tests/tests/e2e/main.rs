@@ -19,6 +19,7 @@ mod http_proxy;
 mod load;
 mod moto;
 mod placeholders;
+mod run_ambient;
 mod run_env;
 #[cfg(target_os = "linux")]
 mod run_isolation;

@@ -32,6 +32,24 @@ const CREDENTIAL_FILES: &[&str] = &[
     ".terraform.d/credentials.tfrc.json",
     ".cargo/credentials.toml",
     ".config/frona/master.key",
+    // The agents' logins and the tool credential files beyond the first list.
+    ".claude/.credentials.json",
+    ".codex/auth.json",
+    ".gemini/oauth_creds.json",
+    ".local/share/opencode/auth.json",
+    ".pgpass",
+    ".my.cnf",
+    ".s3cfg",
+    ".boto",
+    ".config/rclone/rclone.conf",
+    ".m2/settings.xml",
+    ".gradle/gradle.properties",
+    ".config/composer/auth.json",
+    ".config/helm/repositories.yaml",
+    ".config/containers/auth.json",
+    ".password-store/github.gpg",
+    ".local/share/keyrings/login.keyring",
+    ".cache/huggingface/token",
 ];
 
 impl FakeHome {

@@ -144,7 +144,12 @@ impl IsolationSettings {
             hide: self.hide.clone(),
             unhide: self.unhide.clone(),
             allow_sockets: self.allow_sockets.clone(),
-            reveal: self.reveal.clone(),
+            // As the files were found (`..` resolved), so that `--reveal ../.env` names one.
+            reveal: self
+                .reveal
+                .iter()
+                .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
+                .collect(),
             fs_write: self.fs_write.clone(),
             protect: self.protect.clone(),
             writable: self.writable.clone(),

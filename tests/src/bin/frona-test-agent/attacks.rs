@@ -67,6 +67,17 @@ pub fn run(name: &str, args: &[String]) -> Verdict {
             }
             Ok(blocked.join("; "))
         }
+        // Every path must refuse a connection (Unix stream socket).
+        "connect-sockets" => {
+            let mut blocked = Vec::new();
+            for path in args {
+                match std::os::unix::net::UnixStream::connect(path) {
+                    Ok(_) => return Err(format!("connected to {path}")),
+                    Err(e) => blocked.push(format!("{path}: {e}")),
+                }
+            }
+            Ok(blocked.join("; "))
+        }
         "read-environ" => read_containing(&format!("/proc/{}/environ", arg(0)), &arg(1)),
         "read-mem" => {
             let pid = arg(0);
