@@ -125,7 +125,7 @@ pub struct IsolationOptions {
     /// Paths to remove from the protected list (`--writable`).
     pub writable: Vec<PathBuf>,
     /// Sockets the agent may reach although they are outside its sandbox (`--allow-socket`).
-    pub allow_sockets: Vec<PathBuf>,
+    pub allow_socket: Vec<PathBuf>,
     /// `.env` files shown as they are (`--reveal`).
     pub reveal: Vec<PathBuf>,
 }
@@ -478,7 +478,7 @@ fn hidden_paths(
         .collect();
     paths.retain(|p| !unhide.iter().any(|u| p.starts_with(u)));
     let allowed: Vec<PathBuf> = options
-        .allow_sockets
+        .allow_socket
         .iter()
         .map(|p| absolute(p, &facts.cwd))
         .collect();

@@ -135,7 +135,7 @@ pub struct ScrubOptions {
     pub strip: Vec<String>,
     /// Sockets passed to the agent (`--allow-socket`): a [`SOCKET_VARS`] variable naming one
     /// (or one beneath one) passes.
-    pub allow_sockets: Vec<PathBuf>,
+    pub allow_socket: Vec<PathBuf>,
 }
 
 /// Why a variable was stripped.
@@ -247,7 +247,7 @@ pub fn decide(name: &OsStr, value: &[u8], options: &ScrubOptions) -> Decision {
     }
     if let Some((var, what)) = SOCKET_VARS.iter().find(|(n, _)| name_bytes == n.as_bytes())
         && let Some(path) = socket_path(var, value)
-        && !path.is_some_and(|p| options.allow_sockets.iter().any(|a| p.starts_with(a)))
+        && !path.is_some_and(|p| options.allow_socket.iter().any(|a| p.starts_with(a)))
     {
         return Decision::Strip(Reason::Socket { what });
     }
@@ -503,7 +503,7 @@ mod tests {
             ["SSH_AUTH_SOCK", "DOCKER_HOST", "DBUS_SESSION_BUS_ADDRESS"]
         );
         let options = ScrubOptions {
-            allow_sockets: vec!["/tmp/ssh-XYZ".into(), "/run/user/1000/docker.sock".into()],
+            allow_socket: vec!["/tmp/ssh-XYZ".into(), "/run/user/1000/docker.sock".into()],
             ..ScrubOptions::default()
         };
         let (report, _) = scrub(&env, &options);

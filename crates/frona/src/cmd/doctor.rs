@@ -33,6 +33,10 @@ pub fn doctor(
         .extend(super::run::frona_protected(env, None));
     let plan = isolation.plan(&facts);
     let (persistence, pins) = plan.as_ref().map(preview).unwrap_or_default();
+    let ambient = plan
+        .as_ref()
+        .map(|plan| frona_sandbox::isolation::ambient::survey(plan, &facts))
+        .unwrap_or_default();
     let kernel = &facts.kernel;
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())
@@ -49,6 +53,7 @@ pub fn doctor(
             "landlock_abi": status(&kernel.landlock_abi.clone()),
             "plan": plan.as_ref().ok(),
             "persistence": {"paths": persistence, "pinned": pins},
+            "ambient": ambient,
             "error": plan.as_ref().err().map(|f| json!({"message": f.message, "hint": f.hint})),
         });
         println!(
@@ -96,7 +101,11 @@ pub fn doctor(
         text(&kernel.landlock_abi.clone().map(|abi| format!("ABI {abi}")))
     );
     match &plan {
-        Ok(plan) => print_plan(plan, &persistence, pins),
+        Ok(plan) => {
+            print_plan(plan, &persistence, pins);
+            println!("\nambient credentials found here");
+            super::env::print_ambient(&ambient, facts.home.as_deref());
+        }
         Err(failure) => {
             println!("\nfrona run would refuse to start: {}", failure.message);
             if let Some(hint) = &failure.hint {

@@ -9,7 +9,7 @@ use crate::failure::Failure;
 use crate::settings::Run;
 
 pub fn check(run: &Run, json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let options = run.env.scrub_options(&run.isolation.allow_sockets)?;
+    let options = run.env.scrub_options(&run.isolation.allow_socket)?;
     let (report, _) = scrub(env, &options);
     let facts = Facts::gather(env);
     // What is not a variable: files, history, sockets (an isolation that cannot start finds

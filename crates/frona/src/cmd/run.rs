@@ -17,7 +17,7 @@ use crate::systemd::notify::Notifier;
 
 pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, Failure> {
     let run = &settings.run;
-    let options = run.env.scrub_options(&run.isolation.allow_sockets)?;
+    let options = run.env.scrub_options(&run.isolation.allow_socket)?;
     let (report, mut agent_env) = scrub(&env, &options);
     // Everything stripped leaves frona's exposed environment block now; the snapshot (zeroized
     // on drop) is the only copy left. systemd's plumbing is no secret and stays: `sd-notify`
@@ -159,7 +159,7 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
             );
         }
         // Passing a socket that acts for the user is the user's call; say what it grants.
-        for socket in &run.isolation.allow_sockets {
+        for socket in &run.isolation.allow_socket {
             if let Some(what) = frona_sandbox::isolation::ambient::known_socket(
                 socket,
                 facts.runtime_dir.as_deref(),

@@ -138,7 +138,7 @@ pub static RUN: &[&dyn Setting] = &[
         field: field!(unhide),
     },
     &Def::<Vec<std::path::PathBuf>> {
-        key: "run.allow_sockets",
+        key: "run.allow_socket",
         flag: flag("--allow-socket", "PATH", Group::Isolation),
         env: None,
         doc: "Let the agent reach this Unix socket (or the sockets beneath this directory), \
@@ -147,7 +147,7 @@ pub static RUN: &[&dyn Setting] = &[
         accumulates: false,
         project: Project::Never,
         default: None,
-        field: field!(allow_sockets),
+        field: field!(allow_socket),
     },
     &Def::<Vec<std::path::PathBuf>> {
         key: "run.reveal",

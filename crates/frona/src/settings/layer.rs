@@ -42,7 +42,7 @@ pub struct RunLayer {
     #[serde(default)]
     pub unhide: Option<Vec<PathBuf>>,
     #[serde(default)]
-    pub allow_sockets: Option<Vec<PathBuf>>,
+    pub allow_socket: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub reveal: Option<Vec<PathBuf>>,
     #[serde(default)]

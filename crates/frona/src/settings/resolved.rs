@@ -44,7 +44,7 @@ pub struct IsolationSettings {
     pub net: NetArg,
     pub hide: Vec<PathBuf>,
     pub unhide: Vec<PathBuf>,
-    pub allow_sockets: Vec<PathBuf>,
+    pub allow_socket: Vec<PathBuf>,
     pub reveal: Vec<PathBuf>,
     pub fs_write: Vec<PathBuf>,
     pub protect: Vec<PathBuf>,
@@ -80,7 +80,7 @@ impl Run {
                 net: given(layer.net, "run.net")?,
                 hide: layer.hide.unwrap_or_default(),
                 unhide: layer.unhide.unwrap_or_default(),
-                allow_sockets: layer.allow_sockets.unwrap_or_default(),
+                allow_socket: layer.allow_socket.unwrap_or_default(),
                 reveal: layer.reveal.unwrap_or_default(),
                 fs_write: layer.fs_write.unwrap_or_default(),
                 protect: layer.protect.unwrap_or_default(),
@@ -104,10 +104,10 @@ impl Run {
 
 impl EnvSettings {
     /// The scrubbing rules these settings describe, validated; the variables naming
-    /// `allow_sockets` (`--allow-socket`) pass.
+    /// `allow_socket` (`--allow-socket`) pass.
     pub fn scrub_options(
         &self,
-        allow_sockets: &[PathBuf],
+        allow_socket: &[PathBuf],
     ) -> Result<frona_sandbox::ScrubOptions, Failure> {
         let options = frona_sandbox::ScrubOptions {
             mode: match self.env_mode {
@@ -116,7 +116,7 @@ impl EnvSettings {
             },
             keep: self.keep.clone(),
             strip: self.strip.clone(),
-            allow_sockets: allow_sockets.to_vec(),
+            allow_socket: allow_socket.to_vec(),
         };
         options.validate().map_err(|e| {
             Failure::from_error(&e)
@@ -143,7 +143,7 @@ impl IsolationSettings {
             },
             hide: self.hide.clone(),
             unhide: self.unhide.clone(),
-            allow_sockets: self.allow_sockets.clone(),
+            allow_socket: self.allow_socket.clone(),
             // As the files were found (`..` resolved), so that `--reveal ../.env` names one.
             reveal: self
                 .reveal

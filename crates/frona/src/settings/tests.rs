@@ -249,6 +249,11 @@ fn project_may_not_loosen_or_set_other_keys() {
         ("run: {stop_timeout: 1h}", "run.stop_timeout"),
         ("run: {keep: [OPENAI_API_KEY]}", "run.keep"),
         ("run: {unhide: [~/.ssh]}", "run.unhide"),
+        (
+            "run: {allow_socket: [/var/run/docker.sock]}",
+            "run.allow_socket",
+        ),
+        ("run: {reveal: [.env]}", "run.reveal"),
         ("run: {fs_write: [/]}", "run.fs_write"),
         ("run: {writable: [.git/hooks]}", "run.writable"),
         ("run: {agent: trusted}", "run.agent"),
