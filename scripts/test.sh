@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every check CI runs: formatting, clippy, and the whole test suite.
-# Installs what the tests need first (nothing beyond the Rust toolchain and util-linux yet).
+# Installs what the tests need first (Debian packages, and moto in a project venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib.sh
@@ -20,6 +20,10 @@ command -v curl >/dev/null || need+=(curl)
 command -v cc >/dev/null || need+=(gcc)
 command -v c++ >/dev/null || need+=(g++) # libFuzzer, for the fuzzing smoke run
 [[ -e /usr/lib/x86_64-linux-gnu/libc.a || -e /usr/lib/aarch64-linux-gnu/libc.a ]] || need+=(libc6-dev)
+# frona's SSH agent is tested against real OpenSSH: ssh, ssh-agent, ssh-add, ssh-keygen and sshd
+# on loopback ports (tests/tests/e2e/ssh_agent.rs).
+command -v ssh-agent >/dev/null || need+=(openssh-client)
+[[ -x /usr/sbin/sshd ]] || need+=(openssh-server)
 # systemd-analyze and systemd-sysusers check the unit files in systemd/ (tests/tests/e2e/systemd.rs).
 command -v systemd-analyze >/dev/null || need+=(systemd)
 install_debian_packages scripts/test.sh "${need[@]}"

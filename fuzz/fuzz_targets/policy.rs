@@ -14,7 +14,10 @@
 use std::net::IpAddr;
 
 use frona_policy::network::{EgressRequest, HostPattern, Target, classify};
-use frona_policy::{HTTP_TOOL, HttpCall, PolicySet, RateTracker, Request, testing};
+use frona_policy::{
+    Effect, HTTP_TOOL, HttpCall, PolicySet, RateTracker, Request, SSH_TOOL, SshCall, SshHost,
+    testing,
+};
 use jiff::Timestamp;
 use libfuzzer_sys::fuzz_target;
 
@@ -70,6 +73,15 @@ fuzz_target!(|data: &[u8]| {
             explained.rule.is_some(),
             "the last step decides exactly when a rule decides"
         );
+        // A signature some rule permits or asks about is for a key the SSH agent lists.
+        if let Some(ssh) = &request.ssh
+            && decided.effect != Effect::Deny
+        {
+            assert!(
+                policy.may_sign(&request.agent, &ssh.key, &ssh.comment),
+                "a permitted signature's key is not listed"
+            );
+        }
         // Again with the same tracker: rate limits count, and must not panic.
         for _ in 0..3 {
             let again = policy.evaluate(&request, &mut rates);
@@ -165,6 +177,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
             time,
             sha256: (start % 3 == 0).then(|| word(start + 1).to_owned()),
             http: None,
+            ssh: None,
         });
         out.push(Request {
             tool: format!("/usr/bin/{}", word(start)),
@@ -174,6 +187,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
             time,
             sha256: None,
             http: None,
+            ssh: None,
         });
         out.push(Request {
             tool: HTTP_TOOL.into(),
@@ -186,6 +200,26 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
                 method: word(start + 1).to_owned(),
                 host: word(start + 2).to_owned(),
                 path: format!("/{}", word(start + 4)),
+            }),
+            ssh: None,
+        });
+        out.push(Request {
+            tool: SSH_TOOL.into(),
+            args: Vec::new(),
+            credentials: Vec::new(),
+            agent: "default".into(),
+            time,
+            sha256: None,
+            http: None,
+            ssh: Some(SshCall {
+                key: word(start + 1).to_owned(),
+                comment: word(start + 2).to_owned(),
+                hosts: (0..start % 3)
+                    .map(|k| SshHost {
+                        name: word(start + 3 + k).to_owned(),
+                        port: if k == 0 { 22 } else { 2222 },
+                    })
+                    .collect(),
             }),
         });
     }

@@ -1,7 +1,7 @@
 //! A call to decide, whichever front end it came through: who makes it, what it does, which
 //! credentials it asks for, and why (the agent says). [`Call::request`] is what the policy sees.
 
-use frona_policy::{AWS_CREDENTIALS_TOOL, HTTP_TOOL, HttpCall, Request};
+use frona_policy::{AWS_CREDENTIALS_TOOL, HTTP_TOOL, HttpCall, Request, SSH_TOOL, SshCall};
 
 use crate::peer::Peer;
 
@@ -35,6 +35,9 @@ pub enum Action {
     },
     /// A fetch at the AWS container credentials endpoint.
     AwsCredentials,
+    /// A signature through frona's SSH agent: the key, and the host the connection was bound
+    /// to when the client proved it (the data signed is never part of a call).
+    SshSign(SshCall),
 }
 
 impl Call {
@@ -49,13 +52,30 @@ impl Call {
         }
     }
 
-    /// The tool name rules and grants match: the program's name, [`HTTP_TOOL`] or
-    /// [`AWS_CREDENTIALS_TOOL`].
+    /// The tool name rules and grants match: the program's name, [`HTTP_TOOL`],
+    /// [`AWS_CREDENTIALS_TOOL`] or [`SSH_TOOL`].
     pub fn tool_name(&self) -> &str {
         match &self.action {
             Action::Tool { tool, .. } => tool.rsplit('/').next().unwrap_or(tool),
             Action::Http { .. } => HTTP_TOOL,
             Action::AwsCredentials => AWS_CREDENTIALS_TOOL,
+            Action::SshSign(_) => SSH_TOOL,
+        }
+    }
+
+    /// What a grant made for this call covers besides the agent and the tool: the credentials
+    /// asked for; for a signature, the key and the verified hosts (an approval of one key for
+    /// one host is not an approval of every key for every host).
+    pub fn grant_scope(&self) -> Vec<String> {
+        match &self.action {
+            Action::SshSign(ssh) => std::iter::once(format!("ssh-key:{}", ssh.key))
+                .chain(
+                    ssh.hosts
+                        .iter()
+                        .map(|h| format!("ssh-host:{}:{}", h.name, h.port)),
+                )
+                .collect(),
+            _ => self.credentials.clone(),
         }
     }
 
@@ -83,6 +103,24 @@ impl Call {
                 }),
             ),
             Action::AwsCredentials => (AWS_CREDENTIALS_TOOL.to_owned(), Vec::new(), None, None),
+            Action::SshSign(ssh) => {
+                let hosts: Vec<String> = ssh
+                    .hosts
+                    .iter()
+                    .map(|h| format!("{}:{}", h.name, h.port))
+                    .collect();
+                let host = if hosts.is_empty() {
+                    "(no verified host)".to_owned()
+                } else {
+                    hosts.join(",")
+                };
+                (
+                    SSH_TOOL.to_owned(),
+                    vec![ssh.key.clone(), ssh.comment.clone(), host],
+                    None,
+                    None,
+                )
+            }
         };
         Request {
             tool,
@@ -92,6 +130,10 @@ impl Call {
             time: self.time,
             sha256,
             http,
+            ssh: match &self.action {
+                Action::SshSign(ssh) => Some(ssh.clone()),
+                _ => None,
+            },
         }
     }
 }

@@ -125,6 +125,17 @@ impl Decider {
         }
     }
 
+    /// Whether some `ssh:` rule could let this agent sign with the key (the SSH agent lists
+    /// only such keys).
+    pub fn may_sign(&self, key: &str, comment: &str) -> bool {
+        self.policy.may_sign(&self.agent, key, comment)
+    }
+
+    /// The host names `ssh:` rules spell out (for hashed `known_hosts` entries).
+    pub fn ssh_host_names(&self) -> Vec<(String, Option<u16>)> {
+        self.policy.ssh_host_names()
+    }
+
     /// Whether a rule pins a tool's binary by hash (then the front end hashes it).
     pub fn pins_binaries(&self) -> bool {
         self.policy.pins_binaries()
@@ -182,7 +193,7 @@ impl Decider {
         };
         match self
             .grants
-            .use_grant(&self.agent, &tool, &call.credentials, call.time)
+            .use_grant(&self.agent, &tool, &call.grant_scope(), call.time)
         {
             Ok(Some(grant)) => {
                 let reason = format!("approved earlier (grant {})", grant.id);
@@ -255,12 +266,12 @@ impl Decider {
         lifetime: Lifetime,
     ) -> Result<Grant, GrantError> {
         let now = jiff::Timestamp::now();
-        let grant =
-            self.grants
-                .create(&self.agent, tool, &call.credentials, rule, lifetime, now)?;
+        let scope = call.grant_scope();
+        let grant = self
+            .grants
+            .create(&self.agent, tool, &scope, rule, lifetime, now)?;
         if lifetime == Lifetime::Once {
-            self.grants
-                .use_grant(&self.agent, tool, &call.credentials, now)?;
+            self.grants.use_grant(&self.agent, tool, &scope, now)?;
         }
         Ok(grant)
     }

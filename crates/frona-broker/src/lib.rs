@@ -11,15 +11,19 @@
 //!   [`audit::AuditEvent`]s.
 //! - [`broker`]: the three for one agent's [`session`], as `frona run` builds them, and
 //!   [`Broker::authorize`], the decide-record-issue sequence of async front ends.
-//! - [`grants`], [`leases`], [`redact`], [`peer`], [`call`]: what the core is made of.
+//! - [`grants`], [`leases`], [`redact`], [`peer`], [`call`]: what the core is made of;
+//!   [`connections`]: the thread-per-connection loop the socket front ends share.
 //!
 //! Front ends:
 //! - [`tool_socket`] with [`protocol`]: the agent's socket (`frona tool`, `frona issue`).
+//! - [`ssh_agent`]: `SSH_AUTH_SOCK` inside `frona run`: the user's ssh-agent, filtered and
+//!   decided per signature.
 //! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
 
 pub mod audit;
 pub mod broker;
 pub mod call;
+pub mod connections;
 pub mod control;
 pub mod credentials;
 pub mod decider;
@@ -29,6 +33,7 @@ pub mod peer;
 pub mod protocol;
 pub mod redact;
 pub mod session;
+pub mod ssh_agent;
 pub mod tool_socket;
 
 pub use broker::{Broker, BrokerConfig, Refused};

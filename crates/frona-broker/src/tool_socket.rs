@@ -10,7 +10,6 @@ use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,7 +27,7 @@ use crate::protocol::{self, Event, MAX_REQUEST};
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Connections served at once; more are answered with an error and closed.
-pub const MAX_CONNECTIONS: usize = 256;
+pub const MAX_CONNECTIONS: usize = crate::connections::MAX;
 
 /// How tools are run.
 #[derive(Debug)]
@@ -101,30 +100,14 @@ impl ToolSocket {
     /// Accepts connections until the listener fails; one thread per connection, at most
     /// [`MAX_CONNECTIONS`] at once (an agent opening sockets in a loop does not exhaust frona).
     pub fn serve(self: Arc<Self>, listener: UnixListener) {
-        let open = Arc::new(AtomicUsize::new(0));
-        for stream in listener.incoming() {
-            let Ok(stream) = stream else { continue };
-            if open.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                open.fetch_sub(1, Ordering::SeqCst);
-                Replies::new(stream).send(&Event::Error {
-                    message: format!("too many open connections (at most {MAX_CONNECTIONS})"),
-                });
-                continue;
-            }
-            let server = Arc::clone(&self);
-            let spawned = std::thread::Builder::new()
-                .name("frona-call".into())
-                .spawn({
-                    let open = Arc::clone(&open);
-                    move || {
-                        server.connection(stream);
-                        open.fetch_sub(1, Ordering::SeqCst);
-                    }
-                });
-            if spawned.is_err() {
-                open.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
+        let overflow = |stream| {
+            Replies::new(stream).send(&Event::Error {
+                message: format!("too many open connections (at most {MAX_CONNECTIONS})"),
+            });
+        };
+        crate::connections::serve(listener, "frona-call", overflow, move |stream| {
+            self.connection(stream)
+        });
     }
 
     /// Serves one connection: its calls in sequence until the client closes it. Who the peer is

@@ -44,6 +44,7 @@ fn measure(rules: usize, wildcard: bool) -> f64 {
         time: jiff::Timestamp::now(),
         sha256: None,
         http: None,
+        ssh: None,
     };
     let mut rates = RateTracker::default();
     assert_eq!(

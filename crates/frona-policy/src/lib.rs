@@ -10,6 +10,7 @@ pub mod duration;
 pub mod glob;
 pub mod network;
 pub mod schema;
+pub mod ssh;
 pub mod testing;
 
 use std::collections::{HashMap, VecDeque};
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use glob::Glob;
 pub use schema::{Deliver, Effect, IssueSpec};
 use schema::{PolicyFile, RuleSpec};
+pub use ssh::{SSH_TOOL, SshCall, SshHost};
 
 /// A tool call as the broker sees it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +45,9 @@ pub struct Request {
     /// For a call through the HTTP proxy (its `tool` is [`HTTP_TOOL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpCall>,
+    /// For a signature through frona's SSH agent (its `tool` is [`SSH_TOOL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh: Option<SshCall>,
 }
 
 /// The tool name of calls through the HTTP proxy.
@@ -139,6 +144,7 @@ struct Rule {
     rate: Option<schema::RateSpec>,
     sha256: Option<String>,
     http: Option<HttpMatch>,
+    ssh: Option<ssh::SshMatch>,
     effect: Effect,
     reason: Option<String>,
     issue: Option<IssueSpec>,
@@ -273,6 +279,21 @@ impl PolicySet {
                 spec.name
             ));
         }
+        if spec.ssh.is_some()
+            && (spec.tool.is_some()
+                || spec.args.is_some()
+                || spec.args_regex.is_some()
+                || spec.sha256.is_some()
+                || spec.http.is_some()
+                || spec.credentials.is_some()
+                || spec.issue.is_some())
+        {
+            return Err(format!(
+                "rule `{}`: an `ssh` rule matches signatures by key and host; `tool`, `args`, \
+                 `args_regex`, `sha256`, `http`, `credentials` and `issue` are for other calls",
+                spec.name
+            ));
+        }
         let index = self.rules.len();
         let tools = spec.tool.map(|p| p.0).unwrap_or_default();
         match tools.iter().map(Glob::literal).collect::<Option<Vec<_>>>() {
@@ -299,6 +320,7 @@ impl PolicySet {
                 hosts: h.host.map(|p| p.0).unwrap_or_default(),
                 paths: h.path.map(|p| p.0).unwrap_or_default(),
             }),
+            ssh: spec.ssh.map(ssh::SshMatch::new),
             effect: spec.effect,
             reason: spec.reason,
             issue: spec.issue,
@@ -318,6 +340,34 @@ impl PolicySet {
 
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
+    }
+
+    /// Whether any rule is about signatures through frona's SSH agent.
+    pub fn has_ssh_rules(&self) -> bool {
+        self.rules.iter().any(|r| r.ssh.is_some())
+    }
+
+    /// Whether some rule could let `agent` sign with this key (a permit or an ask for it,
+    /// whatever the host, time or rate): the keys frona's SSH agent lists.
+    pub fn may_sign(&self, agent: &str, key: &str, comment: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.effect != Effect::Deny
+                && (r.agents.is_empty() || r.agents.iter().any(|g| g.matches(agent)))
+                && r.ssh.as_ref().is_some_and(|m| m.covers_key(key, comment))
+        })
+    }
+
+    /// The host names `ssh:` rules spell out, with the port where a rule names one.
+    pub fn ssh_host_names(&self) -> Vec<(String, Option<u16>)> {
+        let mut names: Vec<(String, Option<u16>)> = self
+            .rules
+            .iter()
+            .filter_map(|r| r.ssh.as_ref())
+            .flat_map(|m| m.literal_hosts().map(|(n, p)| (n.to_owned(), p)))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// Indices of the rules that may match `tool`, in rule order.
@@ -368,6 +418,16 @@ impl PolicySet {
                 }
                 if miss(&matcher.paths, &call.path) {
                     return why(&|| format!("path `{}` is not {:?}", call.path, matcher.paths));
+                }
+            }
+        }
+        match (&rule.ssh, &request.ssh) {
+            (None, None) => {}
+            (Some(_), None) => return why(&|| "the rule is for SSH signatures".into()),
+            (None, Some(_)) => return why(&|| "the rule is not for SSH signatures".into()),
+            (Some(matcher), Some(call)) => {
+                if let Some(reason) = matcher.mismatch(call, explain) {
+                    return Some(reason);
                 }
             }
         }

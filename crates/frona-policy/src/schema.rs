@@ -310,6 +310,9 @@ pub struct RuleSpec {
     /// Makes this a rule for calls through the HTTP proxy (and only those).
     #[serde(default)]
     pub http: Option<HttpSpec>,
+    /// Makes this a rule for signatures through frona's SSH agent (and only those).
+    #[serde(default)]
+    pub ssh: Option<crate::ssh::SshSpec>,
     pub effect: Effect,
     #[serde(default)]
     pub reason: Option<String>,

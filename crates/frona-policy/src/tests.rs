@@ -15,6 +15,7 @@ fn request(tool: &str, args: &[&str], credentials: &[&str]) -> Request {
         time: default_time(),
         sha256: None,
         http: None,
+        ssh: None,
     }
 }
 
@@ -463,6 +464,119 @@ fn http_rules_cannot_name_tools() {
     assert!(err.message.contains("for tool calls"), "{err}");
 }
 
+const SSH_POLICY: &str = r#"
+rules:
+  - name: deploy-key-anywhere
+    ssh: { key: "SHA256:deploy*" }
+    effect: permit
+  - name: work-github
+    ssh: { key: "*@work", host: [github.com, "localhost:2222"] }
+    effect: permit
+  - name: work-ask
+    ssh: { key: "*@work" }
+    effect: ask
+  - name: catch-all-tools
+    effect: permit
+"#;
+
+fn ssh(key: &str, comment: &str, hosts: &[(&str, u16)]) -> Request {
+    Request {
+        ssh: Some(SshCall {
+            key: key.into(),
+            comment: comment.into(),
+            hosts: hosts
+                .iter()
+                .map(|(name, port)| SshHost {
+                    name: (*name).into(),
+                    port: *port,
+                })
+                .collect(),
+        }),
+        ..request(SSH_TOOL, &[], &[])
+    }
+}
+
+/// SSH rules match the key by fingerprint or comment and the verified host; a rule naming a
+/// host never matches a signature bound to none; tool rules never decide a signature.
+#[test]
+fn ssh_rules_match_key_and_verified_host_only_for_signatures() {
+    let set = set(SSH_POLICY);
+    let mut rates = RateTracker::default();
+    let mut decide = |r: &Request| {
+        let d = set.evaluate(r, &mut rates);
+        (d.effect, d.rule.unwrap_or_default())
+    };
+    assert_eq!(
+        decide(&ssh("SHA256:deployXYZ", "ci", &[])),
+        (Effect::Permit, "deploy-key-anywhere".into())
+    );
+    assert_eq!(
+        decide(&ssh("SHA256:abc", "me@work", &[("github.com", 22)])),
+        (Effect::Permit, "work-github".into())
+    );
+    assert_eq!(
+        decide(&ssh("SHA256:abc", "me@work", &[("localhost", 2222)])),
+        (Effect::Permit, "work-github".into())
+    );
+    assert_eq!(
+        decide(&ssh("SHA256:abc", "me@work", &[("localhost", 22)])),
+        (Effect::Ask, "work-ask".into()),
+        "the pattern names port 2222"
+    );
+    assert_eq!(
+        decide(&ssh("SHA256:abc", "me@work", &[])),
+        (Effect::Ask, "work-ask".into()),
+        "no verified host: the host rule does not match"
+    );
+    assert_eq!(
+        decide(&ssh("SHA256:abc", "me@home", &[("github.com", 22)])),
+        (Effect::Deny, String::new()),
+        "the catch-all tool rule does not reach signatures"
+    );
+    assert_eq!(
+        decide(&request("gh", &[], &[])),
+        (Effect::Permit, "catch-all-tools".into())
+    );
+    let (_, steps) = set.explain(&ssh("SHA256:abc", "me@work", &[]));
+    assert!(
+        steps[1]
+            .skipped
+            .as_deref()
+            .unwrap()
+            .contains("no verified host")
+    );
+    assert!(set.has_ssh_rules());
+    assert!(set.may_sign("ci", "SHA256:abc", "me@work"));
+    assert!(set.may_sign("ci", "SHA256:deploy1", "whatever"));
+    assert!(!set.may_sign("ci", "SHA256:abc", "me@home"));
+    assert_eq!(
+        set.ssh_host_names(),
+        vec![
+            ("github.com".to_owned(), None),
+            ("localhost".to_owned(), Some(2222))
+        ]
+    );
+}
+
+#[test]
+fn ssh_rules_cannot_name_tools_or_credentials() {
+    for extra in [
+        "tool: ssh",
+        "credentials: [x]",
+        "http: {}",
+        "issue: { ttl: 1m }",
+    ] {
+        let text = format!("rules:\n  - name: x\n    {extra}\n    ssh: {{}}\n    effect: permit\n");
+        let err = PolicySet::load([("p.yaml", text.as_str())]).unwrap_err();
+        assert!(err.message.contains("matches signatures"), "{extra}: {err}");
+    }
+    let denied = set("rules:\n  - { name: x, ssh: { key: \"*\" }, effect: deny }\n");
+    assert!(
+        !denied.may_sign("a", "SHA256:x", "c"),
+        "a deny lists no key"
+    );
+}
+
 /// An ask rule may say what an approval issues; the decision carries it for after approval.
 #[test]
 fn an_ask_rule_carries_its_issue_for_after_approval() {
@@ -480,6 +594,7 @@ fn an_ask_rule_carries_its_issue_for_after_approval() {
         time: jiff::Timestamp::now(),
         sha256: None,
         http: None,
+        ssh: None,
     };
     let decision = set.evaluate(&request, &mut rates);
     assert_eq!(decision.effect, Effect::Ask);

@@ -13,6 +13,7 @@ use frona_backends::registry::Registry;
 use frona_broker::audit::AuditLog;
 use frona_broker::credentials::CredentialsConfig;
 use frona_broker::grants::Grants;
+use frona_broker::ssh_agent::{KnownHosts, SshAgent};
 use frona_broker::tool_socket::{ToolLauncher, ToolSocket, Tools};
 use frona_broker::{Broker, BrokerConfig};
 use frona_policy::PolicySet;
@@ -31,6 +32,9 @@ pub struct RunningBroker {
     pub socket: Option<PathBuf>,
     /// The HTTP credential proxy's socket, when the broker serves calls.
     pub proxy: Option<PathBuf>,
+    /// frona's SSH agent's socket, when the policies have `ssh:` rules and frona has an
+    /// ssh-agent to relay to.
+    pub ssh_agent: Option<PathBuf>,
     /// Where frona's init helper hands the agent's listening socket to the egress proxy, under
     /// `--net proxy`. (The proxy also listens on `egress.sock` beside it, for processes of the
     /// agent's tree that speak to it over a Unix socket.)
@@ -150,6 +154,8 @@ pub struct Serve<'a> {
     pub resolve: &'a [(String, Vec<std::net::IpAddr>)],
     /// Under `--net proxy`: the `aws-sts` credential served to the agent's AWS SDKs.
     pub aws_credential: Option<&'a str>,
+    /// The user's ssh-agent, which frona's SSH agent relays permitted signatures to.
+    pub ssh_upstream: Option<PathBuf>,
 }
 
 /// A Unix listener for the broker's async side.
@@ -193,6 +199,7 @@ pub fn start(
         policy.allow_hosts("--allow-host", patterns);
     }
     let egress_rules = policy.network_len();
+    let serves_ssh = serve.calls && policy.has_ssh_rules();
     let (broker, agent_root) = build_with(
         env,
         settings,
@@ -204,6 +211,19 @@ pub fn start(
     let (mut socket, mut proxy, mut egress_handoff) = (None, None, None);
     let (mut placeholders, mut ca_bundle, mut aws_token) = (Vec::new(), None, None);
     let mut tool_socket = None;
+    let mut ssh_agent = None;
+    if let (true, Some(upstream)) = (serves_ssh, serve.ssh_upstream) {
+        let path = dir.join("ssh-agent.sock");
+        let listener =
+            std::os::unix::net::UnixListener::bind(&path).map_err(|e| Failure::from_error(&e))?;
+        let known_hosts = KnownHosts::openssh_defaults(Some(dirs::home(env)));
+        let server = SshAgent::new(broker.clone(), upstream, known_hosts);
+        std::thread::Builder::new()
+            .name("frona-ssh".into())
+            .spawn(move || server.serve(listener))
+            .map_err(|e| Failure::from_error(&e))?;
+        ssh_agent = Some(path);
+    }
     if serve.calls {
         let path = dir.join("broker.sock");
         let listener =
@@ -309,6 +329,7 @@ pub fn start(
         agent_root,
         socket,
         proxy,
+        ssh_agent,
         egress_handoff,
         egress_rules,
         aws_token,

@@ -34,7 +34,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         }
         Command::Doctor(args) => {
             let settings = crate::settings::load(&env)?.resolve(&args.isolation.layer)?;
-            doctor::doctor(&settings.run.isolation, args.json, &env)
+            doctor::doctor(&settings.run, args.json, &env)
         }
         Command::Config(ConfigCommand::Show(args)) => config::show(&args, &env),
         Command::Completions { shell } => completions::completions(shell),

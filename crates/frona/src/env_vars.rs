@@ -89,6 +89,9 @@ pub const FRONA_STATE_DIR: &str = "FRONA_STATE_DIR";
 pub const FRONA_BROKER_SOCKET: &str = "FRONA_BROKER_SOCKET";
 /// The HTTP credential proxy's socket, set in the agent's environment.
 pub const FRONA_PROXY: &str = "FRONA_PROXY";
+/// The ssh-agent's socket: frona's own user's (read, never passed on), and inside `frona run`
+/// frona's SSH agent when the policies have `ssh:` rules.
+pub const SSH_AUTH_SOCK: &str = "SSH_AUTH_SOCK";
 /// Set to the egress proxy's URL for the agent under `--net proxy`.
 pub const EGRESS_PROXY_VARS: &[&str] = &[
     "HTTP_PROXY",

@@ -61,7 +61,7 @@ pub use file::ConfigFile;
 pub use files::{Layer, PROJECT_FILE};
 pub use flags::{EnvFlags, Flags, IsolationFlags, RunOnlyFlags, SharedFlags};
 pub use layer::RunLayer;
-pub use resolved::{IsolationSettings, Run};
+pub use resolved::Run;
 
 use crate::backends::BackendsSection;
 use crate::failure::Failure;

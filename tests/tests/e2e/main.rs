@@ -27,6 +27,8 @@ mod run_isolation;
 mod run_persistence;
 mod run_supervise;
 mod run_tty;
+#[cfg(target_os = "linux")]
+mod ssh_agent;
 mod support;
 #[cfg(target_os = "linux")]
 mod systemd;

@@ -47,6 +47,8 @@ pub enum AuditEvent {
     PlaceholderUnbound(PlaceholderUnbound),
     /// A fetch at the AWS container credentials endpoint.
     AwsCredentials(AwsCredentials),
+    /// A signature through frona's SSH agent, decided (the data signed is never recorded).
+    SshSign(SshSign),
 }
 
 /// How a call was decided, as the log says it.
@@ -267,6 +269,27 @@ pub struct AwsCredentials {
     /// When a reused session expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+}
+
+/// `ssh-sign` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshSign {
+    #[serde(flatten)]
+    pub peer: Option<Peer>,
+    /// The key's `SHA256:` fingerprint.
+    pub key: String,
+    /// Its comment in the user's ssh-agent.
+    pub comment: String,
+    /// The `SHA256:` fingerprint of the server host key the connection was bound to (verified
+    /// `session-bind@openssh.com`); `null` when bound to none.
+    pub host_key: Option<String>,
+    /// The names `known_hosts` gives that host key, as `name:port`.
+    pub hosts: Vec<String>,
+    pub decision: Outcome,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub grant: Option<String>,
+    pub latency_us: u64,
 }
 
 /// A field that is there, `null` or not: `Some(None)` for `null` (serde alone reads `null` as

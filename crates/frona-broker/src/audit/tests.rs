@@ -209,6 +209,21 @@ fn each_kind_has_its_shape() {
             }),
             r#"{"agent":"default","credentials":["aws"],"decision":"permit","expires":"2026-01-05T12:15:00Z","grant":null,"kind":"aws-credentials","reason":"rule `aws`","role":"arn:aws:iam::1:role/r","rule":"aws","session":"s","sts_session":"reused","time":"2026-01-05T12:00:00Z"}"#,
         ),
+        (
+            AuditEvent::SshSign(SshSign {
+                peer: PEER,
+                key: "SHA256:k".into(),
+                comment: "me@work".into(),
+                host_key: Some("SHA256:h".into()),
+                hosts: vec!["github.com:22".into()],
+                decision: Outcome::Permit,
+                rule: Some("git".into()),
+                reason: "rule `git`".into(),
+                grant: None,
+                latency_us: 9,
+            }),
+            r#"{"agent":"default","comment":"me@work","decision":"permit","grant":null,"host_key":"SHA256:h","hosts":["github.com:22"],"key":"SHA256:k","kind":"ssh-sign","latency_us":9,"peer_pid":42,"peer_uid":1000,"reason":"rule `git`","rule":"git","session":"s","time":"2026-01-05T12:00:00Z"}"#,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(json(&event), expected, "{event:?}");

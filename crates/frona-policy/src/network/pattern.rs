@@ -220,6 +220,14 @@ impl HostPattern {
         matches!(self.matcher, Matcher::Net { .. })
     }
 
+    /// The one name this pattern stands for, when it is a plain name (not `*.` or an address).
+    pub fn literal_name(&self) -> Option<&str> {
+        match &self.matcher {
+            Matcher::Name(name) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The port this pattern names, if it names one.
     pub fn port(&self) -> Option<u16> {
         self.port

@@ -247,6 +247,9 @@ pub enum Action {
     Masked,
     /// Passed through: `--allow-socket`, `--unhide` or `--reveal`.
     Allowed,
+    /// An ssh-agent hidden, and reached through frona's SSH agent instead: the policies'
+    /// `ssh:` rules decide each signature (the binary knows the policies; see `frona env check`).
+    Filtered,
     /// Left as it is because isolation is off or has no mount namespace.
     Reachable,
 }

@@ -7,16 +7,13 @@ use frona_sandbox::isolation::{Facts, Plan};
 use serde_json::json;
 
 use crate::failure::Failure;
-use crate::settings::IsolationSettings;
+use crate::settings::Run;
 
 /// Exit status when `frona run` with these flags would refuse to start.
 const RUN_WOULD_FAIL: i32 = 1;
 
-pub fn doctor(
-    isolation: &IsolationSettings,
-    json: bool,
-    env: &EnvSnapshot,
-) -> Result<i32, Failure> {
+pub fn doctor(run: &Run, json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let isolation = &run.isolation;
     let facts = Facts::gather(env);
     let namespaces_probe = try_namespaces(facts.uid != 0);
     // A refusal that no sysctl explains (those have their own hint above it).
@@ -33,10 +30,11 @@ pub fn doctor(
         .extend(super::run::frona_protected(env, None));
     let plan = isolation.plan(&facts);
     let (persistence, pins) = plan.as_ref().map(preview).unwrap_or_default();
-    let ambient = plan
+    let mut ambient = plan
         .as_ref()
         .map(|plan| frona_sandbox::isolation::ambient::survey(plan, &facts))
         .unwrap_or_default();
+    super::env::mark_ssh_filtered(&mut ambient, env, run);
     let kernel = &facts.kernel;
     let release = nix::sys::utsname::uname()
         .map(|u| u.release().to_string_lossy().into_owned())

@@ -14,11 +14,12 @@ pub fn check(run: &Run, json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
     let facts = Facts::gather(env);
     // What is not a variable: files, history, sockets (an isolation that cannot start finds
     // nothing to report here; `frona doctor` says why).
-    let found = run
+    let mut found = run
         .isolation
         .plan(&facts)
         .map(|plan| ambient::survey(&plan, &facts))
         .unwrap_or_default();
+    mark_ssh_filtered(&mut found, env, run);
     if json {
         let mut doc =
             serde_json::to_value(report.to_json_value()).map_err(|e| Failure::from_error(&e))?;
@@ -55,6 +56,29 @@ pub fn check(run: &Run, json: bool, env: &EnvSnapshot) -> Result<i32, Failure> {
     Ok(0)
 }
 
+/// The user's ssh-agent, hidden, is reached through frona's SSH agent when the policies have
+/// `ssh:` rules (and `--allow-socket` does not pass it through): say so.
+pub fn mark_ssh_filtered(found: &mut [Found], env: &EnvSnapshot, run: &Run) {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Some(socket) = env
+        .get(crate::env_vars::SSH_AUTH_SOCK)
+        .map(|v| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(v)))
+    else {
+        return;
+    };
+    let filtered =
+        run.policy.is_dir() && crate::policies::load(&run.policy).is_ok_and(|p| p.has_ssh_rules());
+    if !filtered {
+        return;
+    }
+    for f in found
+        .iter_mut()
+        .filter(|f| f.path == socket && f.action == Action::Hidden)
+    {
+        f.action = Action::Filtered;
+    }
+}
+
 /// The ambient credentials found here and what `frona run` does with each (also `frona doctor`).
 pub fn print_ambient(found: &[Found], home: Option<&std::path::Path>) {
     if found.is_empty() {
@@ -85,6 +109,7 @@ pub fn print_ambient(found: &[Found], home: Option<&std::path::Path>) {
             Action::Hidden => "hidden",
             Action::Masked => "masked",
             Action::Allowed => "allowed",
+            Action::Filtered => "filtered",
             Action::Reachable => "REACHABLE",
         };
         println!(

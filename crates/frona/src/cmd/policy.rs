@@ -139,6 +139,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                     time,
                     sha256: None,
                     http: None,
+                    ssh: None,
                 },
                 _ => return Err(Failure::new(125, "give `--tool` or `--http METHOD URL`")),
             };

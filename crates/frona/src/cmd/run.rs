@@ -75,6 +75,17 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
     // looks at frona's own directories) until the agent and the broker's tools are gone
     // (`release` below; dropped on every early return).
     let mut placeholders = prepare_persistence(&mut plan)?;
+    // The user's ssh-agent, unless `--allow-socket` passes it through: frona's SSH agent relays
+    // to it what `ssh:` rules permit.
+    let ssh_upstream = env
+        .get(crate::env_vars::SSH_AUTH_SOCK)
+        .filter(|v| v.first() == Some(&b'/'))
+        .map(|v| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(v)))
+        .filter(|_| {
+            !agent_env
+                .iter()
+                .any(|(n, _)| n == crate::env_vars::SSH_AUTH_SOCK)
+        });
     let broker = if !serve_calls && plan.egress_listener.is_none() {
         None
     } else {
@@ -97,8 +108,17 @@ pub fn run(args: RunArgs, settings: Settings, env: EnvSnapshot) -> Result<i32, F
                     .then_some(run.allow_host.as_slice()),
                 resolve: &args.proxy_resolve,
                 aws_credential: aws_credential.as_deref(),
+                ssh_upstream,
             },
         )?;
+        if let Some(socket) = &broker.ssh_agent {
+            crate::env_vars::set(&mut agent_env, crate::env_vars::SSH_AUTH_SOCK, socket);
+            if !run.quiet {
+                eprintln!(
+                    "frona: SSH_AUTH_SOCK is frona's SSH agent: the keys and signatures the `ssh:` rules permit"
+                );
+            }
+        }
         if let (Some(socket), Some(proxy)) = (&broker.socket, &broker.proxy) {
             agent_env.push((
                 crate::env_vars::FRONA_BROKER_SOCKET.into(),
