@@ -396,3 +396,72 @@ fn env_check_lists_what_was_found_and_what_run_does() {
     );
     assert_eq!(action(&bound), Some(("socket".into(), "hidden".into())));
 }
+
+/// The real `docker` CLI against a daemon socket: by default it is refused plainly (an error at
+/// once, not a hang) and the daemon never sees a connection; with `--isolation off` it reaches
+/// the daemon, which is root on the host.
+#[test]
+fn docker_is_refused_plainly() {
+    let has_docker = std::process::Command::new("docker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_docker {
+        eprintln!("SKIPPED: no docker CLI");
+        return;
+    }
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let world = World::new("docker");
+    let socket = world.root.join("docker/docker.sock");
+    let listener = world.listen(&socket);
+    listener.set_nonblocking(true).unwrap();
+    let (accepted, stop) = (
+        Arc::new(AtomicUsize::new(0)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let daemon = std::thread::spawn({
+        let (accepted, stop) = (Arc::clone(&accepted), Arc::clone(&stop));
+        move || {
+            while !stop.load(Ordering::SeqCst) {
+                // Accepted and closed at once: the CLI fails with EOF instead of waiting.
+                if listener.accept().is_ok() {
+                    accepted.fetch_add(1, Ordering::SeqCst);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    });
+    let script = format!("docker -H unix://{} version; echo rc=$?", socket.display());
+    let started = std::time::Instant::now();
+    let isolated = world.run(&["--quiet"], &world.project(), &[], &script);
+    let took = started.elapsed();
+    let out = text(&isolated);
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "docker hung: {out}"
+    );
+    assert!(!out.contains("rc=0"), "{out}");
+    assert!(
+        out.contains("Cannot connect") || out.contains("connect"),
+        "{out}"
+    );
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        0,
+        "the daemon saw the agent: {out}"
+    );
+    let open = world.run(
+        &["--quiet", "--isolation", "off"],
+        &world.project(),
+        &[],
+        &script,
+    );
+    assert!(
+        accepted.load(Ordering::SeqCst) > 0,
+        "with isolation off the CLI reaches the daemon: {}",
+        text(&open)
+    );
+    stop.store(true, Ordering::SeqCst);
+    let _ = daemon.join();
+}
