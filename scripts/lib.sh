@@ -8,7 +8,8 @@ install_debian_packages() {
   shift
   (($#)) || return 0
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+    # To stderr: the callers' stdout is their result (bench.sh prints Markdown tables).
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"; } >&2
   else
     echo "$caller: missing $*; install them (apt-get install $*) and re-run" >&2
     exit 1
