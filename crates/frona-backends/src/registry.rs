@@ -555,7 +555,7 @@ impl Registry {
     fn read(&self) -> Result<RegistryFile, RegistryError> {
         match std::fs::read_to_string(&self.path) {
             Ok(text) if text.trim().is_empty() => Ok(RegistryFile::default()),
-            Ok(text) => serde_norway::from_str(&text).map_err(|e| RegistryError::Parse {
+            Ok(text) => frona_policy::yaml::from_str(&text).map_err(|e| RegistryError::Parse {
                 path: self.path.clone(),
                 detail: e.to_string(),
             }),
@@ -671,7 +671,7 @@ impl Registry {
             crate::files::lock_exclusive(&self.path.with_extension("lock")).map_err(self.io())?;
         let mut file = self.read()?;
         let result = change(&mut file)?;
-        let text = serde_norway::to_string(&file).map_err(|e| RegistryError::Parse {
+        let text = frona_policy::yaml::to_string(&file).map_err(|e| RegistryError::Parse {
             path: self.path.clone(),
             detail: e.to_string(),
         })?;

@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(kind.to_string(), "systemd-creds");
         assert_eq!(serde_json::to_string(&kind).unwrap(), r#""systemd-creds""#);
         assert_eq!(
-            serde_norway::from_str::<BackendKind>("systemd-creds").unwrap(),
+            frona_policy::yaml::from_str::<BackendKind>("systemd-creds").unwrap(),
             kind
         );
         assert!(BackendKind::ALL.contains(&kind));

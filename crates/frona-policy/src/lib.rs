@@ -12,6 +12,7 @@ pub mod network;
 pub mod schema;
 pub mod ssh;
 pub mod testing;
+pub mod yaml;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
@@ -113,19 +114,12 @@ pub struct PolicyError {
 
 impl PolicyError {
     /// A YAML error in `file`, where the parser saw it.
-    pub(crate) fn yaml(file: &str, error: &serde_norway::Error) -> Self {
-        let (line, column) = error.location().map_or((1, 1), |l| (l.line(), l.column()));
-        let message = error
-            .to_string()
-            .split(" at line ")
-            .next()
-            .unwrap_or_default()
-            .to_owned();
+    pub(crate) fn yaml(file: &str, error: yaml::YamlError) -> Self {
         Self {
             file: file.into(),
-            line,
-            column,
-            message,
+            line: error.line,
+            column: error.column,
+            message: error.message,
         }
     }
 }
@@ -199,7 +193,7 @@ impl PolicySet {
         let mut names: HashMap<String, String> = HashMap::new();
         for (file, text) in files {
             let parsed: PolicyFile =
-                serde_norway::from_str(text).map_err(|e| PolicyError::yaml(file, &e))?;
+                yaml::from_str(text).map_err(|e| PolicyError::yaml(file, e))?;
             if let Some(version) = parsed.version
                 && version != 1
             {

@@ -100,7 +100,7 @@ pub fn run_cases(
     file: &str,
     text: &str,
 ) -> Result<Vec<CaseResult>, PolicyError> {
-    let cases: CasesFile = serde_norway::from_str(text).map_err(|e| PolicyError::yaml(file, &e))?;
+    let cases: CasesFile = crate::yaml::from_str(text).map_err(|e| PolicyError::yaml(file, e))?;
     let mut checked = Vec::with_capacity(cases.cases.len());
     for (index, case) in cases.cases.iter().enumerate() {
         checked.push(case.checked().map_err(|message| PolicyError {

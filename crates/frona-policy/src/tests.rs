@@ -177,9 +177,12 @@ fn errors_carry_line_and_column() {
         "rules:\n  - name: x\n    args_regex: \"(\"\n    effect: deny\n",
     )])
     .unwrap_err();
-    assert_eq!(err.line, 2, "the rule's line: {err}");
-    assert!(err.message.starts_with("rules[0]: "), "{err}");
-    assert!(err.message.contains("invalid regex"), "{err}");
+    assert_eq!(
+        (err.line, err.column),
+        (3, 17),
+        "the value's position: {err}"
+    );
+    assert!(err.message.starts_with("invalid regex"), "{err}");
     let err = PolicySet::load([(
         "p.yaml",
         "rules:\n  - name: x\n    when: { hours: \"25:00-26:00\" }\n    effect: deny\n",

@@ -353,7 +353,7 @@ mod tests {
             for key in backend.keys {
                 let yaml = format!("{}: {{{}: x}}", backend.name, key.name);
                 assert!(
-                    serde_norway::from_str::<BackendsSection>(&yaml).is_ok(),
+                    frona_policy::yaml::from_str::<BackendsSection>(&yaml).is_ok(),
                     "backends.{}.{} is no key",
                     backend.name,
                     key.name

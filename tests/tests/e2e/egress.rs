@@ -396,7 +396,7 @@ fn patterns_that_open_too_much_are_refused() {
     let output = check.output().unwrap();
     assert_eq!(output.status.code(), Some(125), "{}", text(&output));
     assert!(
-        text(&output).contains("net.yaml:2:5: network[0]: `*` would allow every host"),
+        text(&output).contains("net.yaml:3:12: `*` would allow every host"),
         "{}",
         text(&output)
     );

@@ -113,13 +113,13 @@ mod tests {
 
     #[test]
     fn serialised_as_aws_sts() {
-        let text = serde_norway::to_string(&sts(
+        let text = frona_policy::yaml::to_string(&sts(
             BackendKind::Aws,
             "arn:aws:iam::123456789012:role/agent",
         ))
         .unwrap();
         assert!(text.contains("kind: aws-sts"), "{text}");
-        let back: Credential = serde_norway::from_str(&text).unwrap();
+        let back: Credential = frona_policy::yaml::from_str(&text).unwrap();
         assert_eq!(back.kind, CredentialKind::AwsSts);
         assert_eq!(CredentialKind::AwsSts.to_string(), "aws-sts");
     }

@@ -346,7 +346,7 @@ fn deny_address_patterns_apply_to_resolved_addresses() {
 fn bad_network_sections_are_load_errors_with_positions() {
     let err = |text: &str| PolicySet::load([("net.yaml", text)]).unwrap_err();
     let e = err("network:\n  - name: all\n    allow: [\"*.com\"]\n");
-    assert_eq!((e.line, e.column), (2, 5), "{e}");
+    assert_eq!((e.line, e.column), (3, 12), "the pattern's position: {e}");
     assert!(e.message.contains("whole top-level domain"), "{e}");
     let e = err("network:\n  - name: all\n    allow: \"*\"\n");
     assert!(e.message.contains("every host"), "{e}");

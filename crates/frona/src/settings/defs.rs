@@ -371,7 +371,7 @@ mod tests {
     fn every_key_has_a_definition() {
         for def in RUN {
             let yaml = format!("{{{}: {}}}", def.name(), sample(def.name()));
-            let layer: RunLayer = serde_norway::from_str(&yaml).unwrap();
+            let layer: RunLayer = frona_policy::yaml::from_str(&yaml).unwrap();
             for other in RUN {
                 assert_eq!(
                     other.json(&layer).is_some(),
@@ -382,9 +382,9 @@ mod tests {
             }
         }
         // serde lists the struct's fields when it refuses an unknown one.
-        let err = serde_norway::from_str::<RunLayer>("{bogus: 1}")
+        let err = frona_policy::yaml::from_str::<RunLayer>("{bogus: 1}")
             .unwrap_err()
-            .to_string();
+            .message;
         let (_, expected) = err.split_once("expected one of ").unwrap();
         let mut fields: Vec<&str> = expected
             .split(", ")

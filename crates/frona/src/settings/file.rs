@@ -53,13 +53,13 @@ pub struct ConfigFile {
 }
 
 impl ConfigFile {
-    /// Parses one file's text; an empty file is an empty configuration. The error is serde's,
-    /// with line and column.
-    pub fn parse(text: &str) -> Result<Self, serde_norway::Error> {
+    /// Parses one file's text; an empty file is an empty configuration. The error has the
+    /// line and column.
+    pub fn parse(text: &str) -> Result<Self, frona_policy::yaml::YamlError> {
         if text.trim().is_empty() {
             return Ok(Self::default());
         }
-        serde_norway::from_str(text)
+        frona_policy::yaml::from_str(text)
     }
 
     /// Makes every path absolute: `~/x` from `home`, a relative path from `base`.
