@@ -178,6 +178,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
             sha256: (start % 3 == 0).then(|| word(start + 1).to_owned()),
             http: None,
             ssh: None,
+            mcp: None,
         });
         out.push(Request {
             tool: format!("/usr/bin/{}", word(start)),
@@ -188,6 +189,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
             sha256: None,
             http: None,
             ssh: None,
+            mcp: None,
         });
         out.push(Request {
             tool: HTTP_TOOL.into(),
@@ -202,6 +204,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
                 path: format!("/{}", word(start + 4)),
             }),
             ssh: None,
+            mcp: None,
         });
         out.push(Request {
             tool: SSH_TOOL.into(),
@@ -221,6 +224,7 @@ fn requests(words: &[&str], time: Timestamp) -> Vec<Request> {
                     })
                     .collect(),
             }),
+            mcp: None,
         });
     }
     out

@@ -134,6 +134,7 @@ impl Call {
                 Action::SshSign(ssh) => Some(ssh.clone()),
                 _ => None,
             },
+            mcp: None,
         }
     }
 }

@@ -45,6 +45,7 @@ fn measure(rules: usize, wildcard: bool) -> f64 {
         sha256: None,
         http: None,
         ssh: None,
+        mcp: None,
     };
     let mut rates = RateTracker::default();
     assert_eq!(

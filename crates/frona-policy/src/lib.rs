@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod glob;
+pub mod mcp;
 pub mod network;
 pub mod schema;
 pub mod ssh;
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 pub use glob::Glob;
 pub use schema::{Deliver, Effect, IssueSpec};
 use schema::{PolicyFile, RuleSpec};
+pub use mcp::{MCP_TOOL, McpCall};
 pub use ssh::{SSH_TOOL, SshCall, SshHost};
 
 /// A tool call as the broker sees it.
@@ -49,6 +51,45 @@ pub struct Request {
     /// For a signature through frona's SSH agent (its `tool` is [`SSH_TOOL`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh: Option<SshCall>,
+    /// For a `tools/call` through frona's MCP gateway (its `tool` is [`MCP_TOOL`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcp: Option<McpCall>,
+}
+
+/// Which kind of call a rule or a request is about: a rule decides calls of its kind only, so
+/// that a catch-all tool rule opens no HTTP route, no SSH key and no MCP tool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CallKind {
+    Tool,
+    Http,
+    Ssh,
+    Mcp,
+}
+
+impl CallKind {
+    fn of(http: bool, ssh: bool, mcp: bool) -> Self {
+        match (http, ssh, mcp) {
+            (true, _, _) => CallKind::Http,
+            (_, true, _) => CallKind::Ssh,
+            (_, _, true) => CallKind::Mcp,
+            _ => CallKind::Tool,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            CallKind::Tool => "tool calls",
+            CallKind::Http => "HTTP proxy calls",
+            CallKind::Ssh => "SSH signatures",
+            CallKind::Mcp => "MCP calls",
+        }
+    }
+}
+
+impl Request {
+    fn kind(&self) -> CallKind {
+        CallKind::of(self.http.is_some(), self.ssh.is_some(), self.mcp.is_some())
+    }
 }
 
 /// The tool name of calls through the HTTP proxy.
@@ -139,10 +180,17 @@ struct Rule {
     sha256: Option<String>,
     http: Option<HttpMatch>,
     ssh: Option<ssh::SshMatch>,
+    mcp: Option<mcp::McpMatch>,
     effect: Effect,
     reason: Option<String>,
     issue: Option<IssueSpec>,
     timeout: Option<Duration>,
+}
+
+impl Rule {
+    fn kind(&self) -> CallKind {
+        CallKind::of(self.http.is_some(), self.ssh.is_some(), self.mcp.is_some())
+    }
 }
 
 /// A compiled `http:` matcher; empty lists match anything.
@@ -288,6 +336,28 @@ impl PolicySet {
                 spec.name
             ));
         }
+        if spec.mcp.is_some()
+            && (spec.tool.is_some()
+                || spec.args.is_some()
+                || spec.args_regex.is_some()
+                || spec.sha256.is_some()
+                || spec.http.is_some()
+                || spec.ssh.is_some()
+                || spec.credentials.is_some()
+                || spec.issue.is_some())
+        {
+            return Err(format!(
+                "rule `{}`: an `mcp` rule matches MCP calls by server, tool and arguments (the \
+                 server holds its credentials); `tool`, `args`, `args_regex`, `sha256`, `http`, \
+                 `ssh`, `credentials` and `issue` are for other calls",
+                spec.name
+            ));
+        }
+        let mcp = spec
+            .mcp
+            .map(mcp::McpMatch::new)
+            .transpose()
+            .map_err(|e| format!("rule `{}`: {e}", spec.name))?;
         let index = self.rules.len();
         let tools = spec.tool.map(|p| p.0).unwrap_or_default();
         match tools.iter().map(Glob::literal).collect::<Option<Vec<_>>>() {
@@ -315,6 +385,7 @@ impl PolicySet {
                 paths: h.path.map(|p| p.0).unwrap_or_default(),
             }),
             ssh: spec.ssh.map(ssh::SshMatch::new),
+            mcp,
             effect: spec.effect,
             reason: spec.reason,
             issue: spec.issue,
@@ -348,6 +419,16 @@ impl PolicySet {
             r.effect != Effect::Deny
                 && (r.agents.is_empty() || r.agents.iter().any(|g| g.matches(agent)))
                 && r.ssh.as_ref().is_some_and(|m| m.covers_key(key, comment))
+        })
+    }
+
+    /// Whether some rule could let `agent` call `tool` of MCP server `server` (a permit or an
+    /// ask for it, whatever the arguments, time or rate): the tools the gateway lists.
+    pub fn may_call_mcp(&self, agent: &str, server: &str, tool: &str) -> bool {
+        self.rules.iter().any(|r| {
+            r.effect != Effect::Deny
+                && (r.agents.is_empty() || r.agents.iter().any(|g| g.matches(agent)))
+                && r.mcp.as_ref().is_some_and(|m| m.covers_tool(server, tool))
         })
     }
 
@@ -396,34 +477,33 @@ impl PolicySet {
     /// text is built only when `explain` asks for it: evaluation allocates nothing per rule.
     fn mismatch(rule: &Rule, request: &Request, explain: bool) -> Option<String> {
         let why = |text: &dyn Fn() -> String| Some(if explain { text() } else { String::new() });
-        match (&rule.http, &request.http) {
-            (None, None) => {}
-            (Some(_), None) => return why(&|| "the rule is for HTTP proxy calls".into()),
-            (None, Some(_)) => return why(&|| "the rule is for tool calls, not HTTP".into()),
-            (Some(matcher), Some(call)) => {
-                let miss = |globs: &[Glob], value: &str| {
-                    !globs.is_empty() && !globs.iter().any(|g| g.matches(value))
-                };
-                if miss(&matcher.methods, &call.method) {
-                    return why(&|| format!("method {} is not {:?}", call.method, matcher.methods));
-                }
-                if miss(&matcher.hosts, &call.host) {
-                    return why(&|| format!("host `{}` is not {:?}", call.host, matcher.hosts));
-                }
-                if miss(&matcher.paths, &call.path) {
-                    return why(&|| format!("path `{}` is not {:?}", call.path, matcher.paths));
-                }
+        let (kind, wanted) = (rule.kind(), request.kind());
+        if kind != wanted {
+            return why(&|| format!("the rule is for {}, not {}", kind.name(), wanted.name()));
+        }
+        if let (Some(matcher), Some(call)) = (&rule.http, &request.http) {
+            let miss = |globs: &[Glob], value: &str| {
+                !globs.is_empty() && !globs.iter().any(|g| g.matches(value))
+            };
+            if miss(&matcher.methods, &call.method) {
+                return why(&|| format!("method {} is not {:?}", call.method, matcher.methods));
+            }
+            if miss(&matcher.hosts, &call.host) {
+                return why(&|| format!("host `{}` is not {:?}", call.host, matcher.hosts));
+            }
+            if miss(&matcher.paths, &call.path) {
+                return why(&|| format!("path `{}` is not {:?}", call.path, matcher.paths));
             }
         }
-        match (&rule.ssh, &request.ssh) {
-            (None, None) => {}
-            (Some(_), None) => return why(&|| "the rule is for SSH signatures".into()),
-            (None, Some(_)) => return why(&|| "the rule is not for SSH signatures".into()),
-            (Some(matcher), Some(call)) => {
-                if let Some(reason) = matcher.mismatch(call, explain) {
-                    return Some(reason);
-                }
-            }
+        if let (Some(matcher), Some(call)) = (&rule.ssh, &request.ssh)
+            && let Some(reason) = matcher.mismatch(call, explain)
+        {
+            return Some(reason);
+        }
+        if let (Some(matcher), Some(call)) = (&rule.mcp, &request.mcp)
+            && let Some(reason) = matcher.mismatch(call, explain)
+        {
+            return Some(reason);
         }
         let tool = basename(&request.tool);
         if !rule.tools.is_empty() && !rule.tools.iter().any(|g| g.matches(tool)) {

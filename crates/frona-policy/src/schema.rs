@@ -313,6 +313,9 @@ pub struct RuleSpec {
     /// Makes this a rule for signatures through frona's SSH agent (and only those).
     #[serde(default)]
     pub ssh: Option<crate::ssh::SshSpec>,
+    /// Makes this a rule for MCP calls through frona's gateway (and only those).
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpSpec>,
     pub effect: Effect,
     #[serde(default)]
     pub reason: Option<String>,

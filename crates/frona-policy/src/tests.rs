@@ -1,6 +1,7 @@
 use std::time::Duration;
 
 use super::*;
+use serde_json::json;
 
 fn set(text: &str) -> PolicySet {
     PolicySet::load([("test.yaml", text)]).unwrap()
@@ -16,6 +17,7 @@ fn request(tool: &str, args: &[&str], credentials: &[&str]) -> Request {
         sha256: None,
         http: None,
         ssh: None,
+        mcp: None,
     }
 }
 
@@ -580,6 +582,94 @@ fn ssh_rules_cannot_name_tools_or_credentials() {
     );
 }
 
+const MCP_POLICY: &str = r#"
+rules:
+  - name: no-deletes
+    mcp: { server: "*", tool: "delete_*" }
+    effect: deny
+  - name: github-read
+    mcp: { server: github, tool: ["get_*", "list_*"] }
+    effect: permit
+  - name: github-issues
+    mcp: { server: github, tool: create_issue, arguments: { owner: acme, repo: "frona*", draft: true } }
+    effect: ask
+  - name: catch-all-tools
+    effect: permit
+"#;
+
+fn mcp(server: &str, tool: &str, arguments: serde_json::Value) -> Request {
+    Request {
+        mcp: Some(McpCall {
+            server: server.into(),
+            tool: tool.into(),
+            arguments: arguments.as_object().cloned().unwrap_or_default(),
+        }),
+        ..request(MCP_TOOL, &[], &[])
+    }
+}
+
+/// MCP rules match server, tool and top-level arguments (globs on strings, equality
+/// otherwise, a missing key never matches); tool rules never decide an MCP call.
+#[test]
+fn mcp_rules_match_server_tool_and_arguments_only_for_mcp_calls() {
+    let set = set(MCP_POLICY);
+    let mut rates = RateTracker::default();
+    let mut decide = |r: &Request| {
+        let d = set.evaluate(r, &mut rates);
+        (d.effect, d.rule.unwrap_or_default())
+    };
+    assert_eq!(
+        decide(&mcp("github", "get_issue", json!({"n": 1}))),
+        (Effect::Permit, "github-read".into())
+    );
+    assert_eq!(
+        decide(&mcp("github", "delete_repo", json!({}))),
+        (Effect::Deny, "no-deletes".into())
+    );
+    let issue = json!({"owner": "acme", "repo": "frona-x", "draft": true, "title": "t"});
+    assert_eq!(
+        decide(&mcp("github", "create_issue", issue)),
+        (Effect::Ask, "github-issues".into())
+    );
+    for other in [
+        json!({"owner": "evil", "repo": "frona-x", "draft": true}),
+        json!({"owner": "acme", "repo": "frona-x", "draft": "true"}),
+        json!({"owner": "acme", "draft": true}),
+    ] {
+        assert_eq!(
+            decide(&mcp("github", "create_issue", other.clone())),
+            (Effect::Deny, String::new()),
+            "{other}"
+        );
+    }
+    assert_eq!(
+        decide(&mcp("gitlab", "get_issue", json!({}))),
+        (Effect::Deny, String::new()),
+        "the catch-all tool rule does not reach MCP calls"
+    );
+    assert!(set.may_call_mcp("a", "github", "create_issue"));
+    assert!(set.may_call_mcp("a", "github", "list_repos"));
+    assert!(!set.may_call_mcp("a", "github", "delete_repo"));
+    assert!(!set.may_call_mcp("a", "gitlab", "get_issue"));
+    let (_, steps) = set.explain(&mcp("github", "create_issue", json!({"owner": "x"})));
+    assert!(steps.iter().any(|s| s.skipped.as_deref().is_some_and(|r| r.contains("does not match"))));
+}
+
+#[test]
+fn mcp_rules_cannot_name_tools_or_credentials() {
+    for extra in ["tool: gh", "credentials: [x]", "ssh: {}", "issue: { ttl: 1m }"] {
+        let text = format!("rules:\n  - name: x\n    {extra}\n    mcp: {{}}\n    effect: permit\n");
+        let err = PolicySet::load([("p.yaml", text.as_str())]).unwrap_err();
+        assert!(err.message.contains("an `mcp` rule"), "{extra}: {err}");
+    }
+    let err = PolicySet::load([(
+        "p.yaml",
+        "rules:\n  - { name: x, mcp: { arguments: { a: [1] } }, effect: permit }\n",
+    )])
+    .unwrap_err();
+    assert!(err.message.contains("a string (glob), a number or a boolean"), "{err}");
+}
+
 /// An ask rule may say what an approval issues; the decision carries it for after approval.
 #[test]
 fn an_ask_rule_carries_its_issue_for_after_approval() {
@@ -598,6 +688,7 @@ fn an_ask_rule_carries_its_issue_for_after_approval() {
         sha256: None,
         http: None,
         ssh: None,
+        mcp: None,
     };
     let decision = set.evaluate(&request, &mut rates);
     assert_eq!(decision.effect, Effect::Ask);

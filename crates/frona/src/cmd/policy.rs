@@ -140,6 +140,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
                     sha256: None,
                     http: None,
                     ssh: None,
+                    mcp: None,
                 },
                 _ => return Err(Failure::new(125, "give `--tool` or `--http METHOD URL`")),
             };
