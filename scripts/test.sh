@@ -28,11 +28,13 @@ command -v ssh-agent >/dev/null || need+=(openssh-client)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 install_debian_packages scripts/test.sh "${need[@]}"
 
-# The AWS backend is tested against moto, the AWS emulator, in a project venv.
+# The AWS backend is tested against moto, the AWS emulator, and the MCP gateway against the
+# official Python MCP SDK (a server and a client), both in a project venv.
 moto_version="5.2.5"
-if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto, sys; sys.exit(moto.__version__ != '$moto_version')" 2>/dev/null; then
+mcp_version="1.30.0"
+if [[ ! -x .venv/bin/moto_server ]] || ! .venv/bin/python -c "import moto, sys, importlib.metadata as m; sys.exit(moto.__version__ != '$moto_version' or m.version('mcp') != '$mcp_version')" 2>/dev/null; then
   python3 -m venv .venv 2>/dev/null || { install_debian_packages scripts/test.sh python3-venv && python3 -m venv .venv; }
-  .venv/bin/pip install --quiet --disable-pip-version-check "moto==$moto_version" flask flask-cors
+  .venv/bin/pip install --quiet --disable-pip-version-check "moto==$moto_version" flask flask-cors "mcp==$mcp_version"
 fi
 export FRONA_TEST_MOTO_SERVER="$PWD/.venv/bin/moto_server"
 

@@ -68,6 +68,7 @@ impl<'de> Deserialize<'de> for Scope {
 
 // `kind: aws-sts`: what such a registration must look like.
 mod aws_sts;
+pub mod mcp;
 
 /// How the credential is used.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +331,9 @@ impl Route {
 struct RegistryFile {
     #[serde(default)]
     credentials: Vec<Credential>,
+    /// MCP servers (`frona mcp add`), started by the broker with their credentials.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    mcp_servers: Vec<mcp::McpServer>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -490,7 +494,15 @@ impl Credential {
     /// How specific the scope is for a lookup from `agent` in `cwd`: higher wins, `None` when
     /// the credential does not apply there.
     fn specificity(&self, agent: Option<&str>, cwd: &Path) -> Option<usize> {
-        match &self.scope {
+        self.scope.specificity(agent, cwd)
+    }
+}
+
+impl Scope {
+    /// How specific this scope is for a lookup from `agent` in `cwd`: higher wins, `None` when
+    /// it does not apply there.
+    pub fn specificity(&self, agent: Option<&str>, cwd: &Path) -> Option<usize> {
+        match self {
             Scope::Agent(name) => (Some(name.as_str()) == agent).then_some(usize::MAX),
             Scope::Project(dir) => cwd.starts_with(dir).then(|| 1 + dir.components().count()),
             Scope::Global => Some(0),

@@ -1,7 +1,9 @@
 //! A call to decide, whichever front end it came through: who makes it, what it does, which
 //! credentials it asks for, and why (the agent says). [`Call::request`] is what the policy sees.
 
-use frona_policy::{AWS_CREDENTIALS_TOOL, HTTP_TOOL, HttpCall, Request, SSH_TOOL, SshCall};
+use frona_policy::{
+    AWS_CREDENTIALS_TOOL, HTTP_TOOL, HttpCall, MCP_TOOL, McpCall, Request, SSH_TOOL, SshCall,
+};
 
 use crate::peer::Peer;
 
@@ -38,6 +40,8 @@ pub enum Action {
     /// A signature through frona's SSH agent: the key, and the host the connection was bound
     /// to when the client proved it (the data signed is never part of a call).
     SshSign(SshCall),
+    /// A `tools/call` through the MCP gateway: the server, the tool, the arguments.
+    Mcp(McpCall),
 }
 
 impl Call {
@@ -60,12 +64,15 @@ impl Call {
             Action::Http { .. } => HTTP_TOOL,
             Action::AwsCredentials => AWS_CREDENTIALS_TOOL,
             Action::SshSign(_) => SSH_TOOL,
+            Action::Mcp(_) => MCP_TOOL,
         }
     }
 
     /// What a grant made for this call covers besides the agent and the tool: the credentials
     /// asked for; for a signature, the key and the verified hosts (an approval of one key for
-    /// one host is not an approval of every key for every host).
+    /// one host is not an approval of every key for every host); for an MCP call, the server,
+    /// the tool and the digest of the arguments (an approval of `delete_repo {"name":"a"}` does
+    /// not cover `{"name":"b"}`).
     pub fn grant_scope(&self) -> Vec<String> {
         match &self.action {
             Action::SshSign(ssh) => std::iter::once(format!("ssh-key:{}", ssh.key))
@@ -75,6 +82,11 @@ impl Call {
                         .map(|h| format!("ssh-host:{}:{}", h.name, h.port)),
                 )
                 .collect(),
+            Action::Mcp(mcp) => vec![
+                format!("mcp-server:{}", mcp.server),
+                format!("mcp-tool:{}", mcp.tool),
+                format!("mcp-arguments:{}", arguments_sha256(&mcp.arguments)),
+            ],
             _ => self.credentials.clone(),
         }
     }
@@ -121,6 +133,16 @@ impl Call {
                     None,
                 )
             }
+            Action::Mcp(mcp) => (
+                MCP_TOOL.to_owned(),
+                vec![
+                    mcp.server.clone(),
+                    mcp.tool.clone(),
+                    serde_json::Value::Object(mcp.arguments.clone()).to_string(),
+                ],
+                None,
+                None,
+            ),
         };
         Request {
             tool,
@@ -134,7 +156,18 @@ impl Call {
                 Action::SshSign(ssh) => Some(ssh.clone()),
                 _ => None,
             },
-            mcp: None,
+            mcp: match &self.action {
+                Action::Mcp(mcp) => Some(mcp.clone()),
+                _ => None,
+            },
         }
     }
+}
+
+/// SHA-256 (hex) of MCP arguments as JSON with keys sorted (`serde_json`'s map is ordered):
+/// the same arguments always have the same digest.
+pub fn arguments_sha256(arguments: &serde_json::Map<String, serde_json::Value>) -> String {
+    use sha2::Digest as _;
+    let text = serde_json::Value::Object(arguments.clone()).to_string();
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }

@@ -131,6 +131,12 @@ impl Decider {
         self.policy.may_sign(&self.agent, key, comment)
     }
 
+    /// Whether some `mcp:` rule could let this agent call `tool` of `server` (the gateway
+    /// lists only such tools).
+    pub fn may_call_mcp(&self, server: &str, tool: &str) -> bool {
+        self.policy.may_call_mcp(&self.agent, server, tool)
+    }
+
     /// The host names `ssh:` rules spell out (for hashed `known_hosts` entries).
     pub fn ssh_host_names(&self) -> Vec<(String, Option<u16>)> {
         self.policy.ssh_host_names()

@@ -18,6 +18,8 @@
 //! - [`tool_socket`] with [`protocol`]: the agent's socket (`frona tool`, `frona issue`).
 //! - [`ssh_agent`]: `SSH_AUTH_SOCK` inside `frona run`: the user's ssh-agent, filtered and
 //!   decided per signature.
+//! - [`mcp_gateway`]: `frona mcp connect`, over the agent's socket: registered MCP servers
+//!   started by the broker, `tools/list` filtered, each `tools/call` decided and audited.
 //! - [`control`]: the operator's socket (approve, deny, grants), out of the agent's reach.
 
 pub mod audit;
@@ -29,6 +31,7 @@ pub mod credentials;
 pub mod decider;
 pub mod grants;
 pub mod leases;
+pub mod mcp_gateway;
 pub mod peer;
 pub mod protocol;
 pub mod redact;

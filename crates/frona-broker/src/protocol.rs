@@ -47,13 +47,17 @@ pub enum Call {
         reason: Option<String>,
         cwd: String,
     },
+    /// Connect to a registered MCP server through the gateway (`frona mcp connect`): once the
+    /// broker answers [`Event::Mcp`], the connection carries the server's JSON-RPC messages,
+    /// one per line, both ways.
+    Mcp { v: u32, server: String, cwd: String },
 }
 
 impl Call {
     /// The protocol version the client speaks.
     pub fn version(&self) -> u32 {
         match self {
-            Call::Tool { v, .. } | Call::Issue { v, .. } => *v,
+            Call::Tool { v, .. } | Call::Issue { v, .. } | Call::Mcp { v, .. } => *v,
         }
     }
 }
@@ -115,6 +119,10 @@ pub enum Event {
     /// The call failed after it was permitted (a backend, the tool could not start …).
     Error {
         message: String,
+    },
+    /// The MCP server is running: JSON-RPC lines follow.
+    Mcp {
+        server: String,
     },
 }
 

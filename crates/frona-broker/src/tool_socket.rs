@@ -73,6 +73,14 @@ impl Replies {
         self.flush();
     }
 
+    /// The connection itself, for a front end that takes it over (the MCP gateway).
+    fn into_stream(self) -> UnixStream {
+        self.stream
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+    }
+
     fn flush(&self) {
         let mut guard = self.stream.lock().unwrap_or_else(|p| p.into_inner());
         let (stream, buffer) = &mut *guard;
@@ -151,7 +159,14 @@ impl ToolSocket {
                     "request too large or unreadable".into(),
                 );
             }
-            self.call(&line, started, peer, &replies);
+            let decoded = protocol::decode(&line);
+            // An MCP connection carries the server's JSON-RPC from here on.
+            if let Ok(protocol::Call::Mcp { server, cwd, .. }) = decoded {
+                let stream = replies.into_stream();
+                let session = crate::mcp_gateway::Session::new(&self.broker, &self.tools, peer);
+                return session.serve(&server, &cwd, reader, stream);
+            }
+            self.call(decoded, started, peer, &replies);
         }
     }
 
@@ -172,8 +187,14 @@ impl ToolSocket {
 
     /// Decides and carries out one call; every answer ends with a final event (see
     /// [`crate::protocol`]).
-    fn call(&self, line: &[u8], started: Instant, peer: Option<Peer>, replies: &Replies) {
-        let request = match protocol::decode(line) {
+    fn call(
+        &self,
+        decoded: Result<protocol::Call, protocol::DecodeError>,
+        started: Instant,
+        peer: Option<Peer>,
+        replies: &Replies,
+    ) {
+        let request = match decoded {
             Ok(protocol::Call::Tool {
                 v: _,
                 tool,
@@ -203,6 +224,9 @@ impl ToolSocket {
                 cwd,
                 deliver: true,
             },
+            Ok(protocol::Call::Mcp { .. }) => {
+                return self.refuse(replies, peer, None, "an MCP connection ends here".into());
+            }
             Err(e) => return self.refuse(replies, peer, None, e.to_string()),
         };
         let Request {
@@ -358,22 +382,26 @@ impl ToolSocket {
 
     /// Finds `tool` in the tools' PATH (or takes it as a path).
     fn resolve(&self, tool: &str) -> Option<PathBuf> {
-        if tool.contains('/') {
-            return Path::new(tool).is_file().then(|| tool.into());
-        }
-        let path = self
-            .tools
-            .env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.clone())?;
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(tool))
-            .find(|p| p.is_file())
+        find_program(&self.tools.env, tool)
     }
 }
 
 fn file_sha256(path: &Path) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     Some(hex::encode(sha2::Sha256::digest(&bytes)))
+}
+
+/// The program `tool` names: a path as it is, a name looked up in the `PATH` of `env` (the
+/// tools' environment).
+pub(crate) fn find_program(env: &[(OsString, OsString)], tool: &str) -> Option<PathBuf> {
+    if tool.contains('/') {
+        return Path::new(tool).is_file().then(|| tool.into());
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.clone())?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|p| p.is_file())
 }

@@ -22,9 +22,9 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use glob::Glob;
+pub use mcp::{MCP_TOOL, McpCall};
 pub use schema::{Deliver, Effect, IssueSpec};
 use schema::{PolicyFile, RuleSpec};
-pub use mcp::{MCP_TOOL, McpCall};
 pub use ssh::{SSH_TOOL, SshCall, SshHost};
 
 /// A tool call as the broker sees it.

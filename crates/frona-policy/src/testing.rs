@@ -54,7 +54,7 @@ struct Case {
 
 /// A case's request, checked.
 enum Checked {
-    Call(Request),
+    Call(Box<Request>),
     Egress(EgressRequest),
 }
 
@@ -67,7 +67,7 @@ impl Case {
             (Some(_), None) if self.agent.is_some() || self.time.is_some() => {
                 Err("`agent` and `time` of a call go in its `request`".into())
             }
-            (Some(request), None) => Ok(Checked::Call(request.clone())),
+            (Some(request), None) => Ok(Checked::Call(Box::new(request.clone()))),
             (None, Some(_)) if self.expect == Effect::Ask => {
                 Err("an egress request is permitted or denied, never asked: `expect: permit` or `expect: deny`".into())
             }

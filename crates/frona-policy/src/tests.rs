@@ -652,12 +652,21 @@ fn mcp_rules_match_server_tool_and_arguments_only_for_mcp_calls() {
     assert!(!set.may_call_mcp("a", "github", "delete_repo"));
     assert!(!set.may_call_mcp("a", "gitlab", "get_issue"));
     let (_, steps) = set.explain(&mcp("github", "create_issue", json!({"owner": "x"})));
-    assert!(steps.iter().any(|s| s.skipped.as_deref().is_some_and(|r| r.contains("does not match"))));
+    assert!(steps.iter().any(|s| {
+        s.skipped
+            .as_deref()
+            .is_some_and(|r| r.contains("does not match"))
+    }));
 }
 
 #[test]
 fn mcp_rules_cannot_name_tools_or_credentials() {
-    for extra in ["tool: gh", "credentials: [x]", "ssh: {}", "issue: { ttl: 1m }"] {
+    for extra in [
+        "tool: gh",
+        "credentials: [x]",
+        "ssh: {}",
+        "issue: { ttl: 1m }",
+    ] {
         let text = format!("rules:\n  - name: x\n    {extra}\n    mcp: {{}}\n    effect: permit\n");
         let err = PolicySet::load([("p.yaml", text.as_str())]).unwrap_err();
         assert!(err.message.contains("an `mcp` rule"), "{extra}: {err}");
@@ -667,7 +676,11 @@ fn mcp_rules_cannot_name_tools_or_credentials() {
         "rules:\n  - { name: x, mcp: { arguments: { a: [1] } }, effect: permit }\n",
     )])
     .unwrap_err();
-    assert!(err.message.contains("a string (glob), a number or a boolean"), "{err}");
+    assert!(
+        err.message
+            .contains("a string (glob), a number or a boolean"),
+        "{err}"
+    );
 }
 
 /// An ask rule may say what an approval issues; the decision carries it for after approval.

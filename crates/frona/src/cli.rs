@@ -49,6 +49,10 @@ pub enum Command {
     /// Register and inspect credentials: names that refer to secrets in a backend.
     #[command(subcommand)]
     Credential(CredentialCommand),
+    /// Register MCP servers that frona starts with their credentials, and connect to them
+    /// through frona's gateway (`frona mcp connect`, agent side).
+    #[command(subcommand)]
+    Mcp(McpCommand),
     /// Run a tool through the broker, with credentials the policy grants (agent side).
     Tool(ToolArgs),
     /// Receive credential values in the agent itself, where a rule says `deliver: value`
@@ -256,6 +260,8 @@ pub struct CallArgs {
 }
 
 #[derive(Debug, Subcommand)]
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum PolicyCommand {
     /// Parse and validate every policy file of a directory; errors give file:line:column.
     Check {
@@ -282,10 +288,19 @@ pub enum PolicyCommand {
         /// The tool (program) called.
         #[arg(
             long,
-            required_unless_present_any = ["http", "connect"],
-            conflicts_with_all = ["http", "connect"]
+            required_unless_present_any = ["http", "connect", "mcp"],
+            conflicts_with_all = ["http", "connect", "mcp"]
         )]
         tool: Option<String>,
+        /// An MCP `tools/call` through the gateway instead: `--mcp github create_issue
+        /// '{"owner":"acme","repo":"x"}'` (the arguments as a JSON object; default `{}`).
+        #[arg(
+            long,
+            num_args = 2..=3,
+            value_names = ["SERVER", "TOOL", "ARGUMENTS"],
+            conflicts_with_all = ["http", "connect", "args", "credentials"]
+        )]
+        mcp: Option<Vec<String>>,
         /// A call through the HTTP proxy instead: `--http GET https://api.example.com/v1/x`
         /// (decided as the proxy would, with one `--credential`).
         #[arg(long, num_args = 2, value_names = ["METHOD", "URL"], requires = "credentials")]
@@ -344,6 +359,43 @@ pub enum SecretCommand {
     },
     /// Delete a stored secret.
     Rm { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpCommand {
+    /// Register (or replace) a stdio MCP server: the command frona's gateway starts, and the
+    /// credentials that reach its environment. Stores no value.
+    Add {
+        /// The server's name (letters, digits, `.`, `_`, `-`).
+        name: String,
+        /// A registered credential, and the variable the server gets it in (repeatable).
+        #[arg(long = "credential", value_name = "CREDENTIAL=VAR")]
+        credentials: Vec<String>,
+        /// A variable the server gets, in clear (no secrets; repeatable).
+        #[arg(long = "env", value_name = "VAR=VALUE")]
+        env: Vec<String>,
+        /// global, project (this directory), project:/dir, or agent:NAME.
+        #[arg(long, default_value = "global")]
+        scope: String,
+        /// The server's program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// List registered MCP servers (never values).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove an MCP server from the registry.
+    Remove {
+        name: String,
+        /// Only in this scope (default: every scope).
+        #[arg(long)]
+        scope: Option<String>,
+    },
+    /// Connect to a registered server through frona's gateway (agent side, inside `frona
+    /// run`): name this command as the agent's stdio MCP server.
+    Connect { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -9,6 +9,7 @@ mod credential;
 mod doctor;
 mod env;
 mod init;
+mod mcp;
 mod policy;
 mod run;
 mod secret;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: Cli, env: EnvSnapshot) -> Result<i32, Failure> {
         Command::Man => completions::man(),
         Command::Secret(command) => secret::secret(command, &env),
         Command::Policy(command) => policy::policy(command, &env),
+        Command::Mcp(command) => mcp::mcp(command, &env),
         Command::Tool(args) => tool::tool(args, &env),
         Command::Issue {
             credentials,

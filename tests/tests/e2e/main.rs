@@ -17,6 +17,7 @@ mod fake_http;
 mod faults;
 mod http_proxy;
 mod load;
+mod mcp_gateway;
 mod moto;
 mod placeholders;
 mod run_ambient;

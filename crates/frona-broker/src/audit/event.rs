@@ -49,6 +49,10 @@ pub enum AuditEvent {
     AwsCredentials(AwsCredentials),
     /// A signature through frona's SSH agent, decided (the data signed is never recorded).
     SshSign(SshSign),
+    /// An MCP server started by the gateway for one agent connection, with its credentials.
+    McpStart(McpStart),
+    /// A `tools/call` through the MCP gateway, decided.
+    McpCall(McpCallRecord),
 }
 
 /// How a call was decided, as the log says it.
@@ -285,6 +289,37 @@ pub struct SshSign {
     pub host_key: Option<String>,
     /// The names `known_hosts` gives that host key, as `name:port`.
     pub hosts: Vec<String>,
+    pub decision: Outcome,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub grant: Option<String>,
+    pub latency_us: u64,
+}
+
+/// `mcp-start` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpStart {
+    #[serde(flatten)]
+    pub peer: Option<Peer>,
+    pub server: String,
+    /// The credentials in the server's environment (names, never values).
+    pub credentials: Vec<String>,
+    /// Why it did not start, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `mcp-call` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpCallRecord {
+    #[serde(flatten)]
+    pub peer: Option<Peer>,
+    pub server: String,
+    pub tool: String,
+    /// SHA-256 of the arguments as JSON (keys sorted): what an approval is bound to.
+    pub arguments_sha256: String,
+    /// The arguments as JSON, redacted of every value handed out.
+    pub arguments: String,
     pub decision: Outcome,
     pub rule: Option<String>,
     pub reason: String,

@@ -224,6 +224,30 @@ fn each_kind_has_its_shape() {
             }),
             r#"{"agent":"default","comment":"me@work","decision":"permit","grant":null,"host_key":"SHA256:h","hosts":["github.com:22"],"key":"SHA256:k","kind":"ssh-sign","latency_us":9,"peer_pid":42,"peer_uid":1000,"reason":"rule `git`","rule":"git","session":"s","time":"2026-01-05T12:00:00Z"}"#,
         ),
+        (
+            AuditEvent::McpStart(McpStart {
+                peer: PEER,
+                server: "github".into(),
+                credentials: vec!["gh".into()],
+                error: None,
+            }),
+            r#"{"agent":"default","credentials":["gh"],"kind":"mcp-start","peer_pid":42,"peer_uid":1000,"server":"github","session":"s","time":"2026-01-05T12:00:00Z"}"#,
+        ),
+        (
+            AuditEvent::McpCall(McpCallRecord {
+                peer: PEER,
+                server: "github".into(),
+                tool: "create_issue".into(),
+                arguments_sha256: "ab".into(),
+                arguments: r#"{"repo":"x"}"#.into(),
+                decision: Outcome::Deny,
+                rule: None,
+                reason: "no rule".into(),
+                grant: None,
+                latency_us: 5,
+            }),
+            r#"{"agent":"default","arguments":"{\"repo\":\"x\"}","arguments_sha256":"ab","decision":"deny","grant":null,"kind":"mcp-call","latency_us":5,"peer_pid":42,"peer_uid":1000,"reason":"no rule","rule":null,"server":"github","session":"s","time":"2026-01-05T12:00:00Z","tool":"create_issue"}"#,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(json(&event), expected, "{event:?}");

@@ -40,7 +40,7 @@ impl ToolLauncher {
         Self { exe, argv }
     }
 
-    fn command(&self, program: &Path, args: &[String]) -> Command {
+    pub(crate) fn command(&self, program: &Path, args: &[String]) -> Command {
         use std::os::unix::process::CommandExt as _;
         let mut command = Command::new(&self.exe);
         if let Some((arg0, rest)) = self.argv.split_first() {

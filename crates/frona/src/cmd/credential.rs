@@ -19,7 +19,7 @@ use crate::failure::Failure;
 /// Exit status when a probed backend is unhealthy or a fetch failed.
 const UNHEALTHY: i32 = 1;
 
-fn registry(env: &EnvSnapshot) -> Registry {
+pub(super) fn registry(env: &EnvSnapshot) -> Registry {
     Registry::new(dirs::registry_file(env))
 }
 
@@ -255,7 +255,7 @@ fn resolve(registry: &Registry, name: &str, agent: Option<&str>) -> Result<Crede
         })
 }
 
-fn parse_scope(text: &str) -> Result<Scope, Failure> {
+pub(super) fn parse_scope(text: &str) -> Result<Scope, Failure> {
     if text == "project" {
         return Ok(Scope::Project(cwd()));
     }

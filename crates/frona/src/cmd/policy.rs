@@ -81,6 +81,7 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
         }
         PolicyCommand::Explain {
             tool,
+            mcp,
             http,
             connect,
             allow_host,
@@ -121,6 +122,34 @@ pub fn policy(command: PolicyCommand, env: &EnvSnapshot) -> Result<i32, Failure>
             }
             let set = crate::policies::load(&policy_dir(policy, env)?)?;
             let request = match (tool, http.as_deref()) {
+                _ if mcp.is_some() => {
+                    let parts = mcp.unwrap_or_default();
+                    let [server, name, rest @ ..] = parts.as_slice() else {
+                        return Err(Failure::new(125, "--mcp takes SERVER TOOL [ARGUMENTS]"));
+                    };
+                    let (server, name) = (server.clone(), name.clone());
+                    let arguments = match rest.first() {
+                        None => serde_json::Map::new(),
+                        Some(text) => serde_json::from_str(text).map_err(|e| {
+                            Failure::new(
+                                125,
+                                format!("the MCP arguments are not a JSON object: {e}"),
+                            )
+                            .with_hint(r#"e.g. '{"owner":"acme","repo":"app"}'"#)
+                        })?,
+                    };
+                    let mut call = frona_broker::Call::new(
+                        None,
+                        frona_broker::Action::Mcp(frona_policy::McpCall {
+                            server,
+                            tool: name,
+                            arguments,
+                        }),
+                        Vec::new(),
+                    );
+                    call.time = time;
+                    call.request(agent)
+                }
                 (_, Some([method, url])) => {
                     let [credential] = <[String; 1]>::try_from(credentials).map_err(|_| {
                         Failure::new(125, "a proxied call carries one `--credential`")

@@ -51,7 +51,7 @@ pub fn issue(
     )
 }
 
-fn cwd() -> String {
+pub(super) fn cwd() -> String {
     std::env::current_dir()
         .map(|d| d.display().to_string())
         .unwrap_or_else(|_| "/".into())
@@ -59,21 +59,7 @@ fn cwd() -> String {
 
 /// Sends `call` and plays the broker's answer.
 fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
-    let socket = env.get(FRONA_BROKER_SOCKET).map(|v| String::from_utf8_lossy(v).into_owned()).ok_or_else(|| {
-        Failure::new(125, format!("`{FRONA_BROKER_SOCKET}` is not set")).with_hint(
-            "`frona tool` works inside `frona run`, which starts the broker when a policy directory exists ($XDG_CONFIG_HOME/frona/policies or --policy)",
-        )
-    })?;
-    let mut stream = UnixStream::connect(&socket).map_err(|e| {
-        Failure::from_error(&e).with_hint(format!(
-            "is the frona that started this agent still running? ({socket})"
-        ))
-    })?;
-    let mut line = serde_json::to_vec(call).map_err(|e| Failure::from_error(&e))?;
-    line.push(b'\n');
-    stream
-        .write_all(&line)
-        .map_err(|e| Failure::from_error(&e))?;
+    let stream = send(call, env)?;
     let decode = |data: &str| {
         base64::engine::general_purpose::STANDARD
             .decode(data)
@@ -111,10 +97,32 @@ fn exchange(call: &Call, env: &EnvSnapshot) -> Result<i32, Failure> {
             // The end of the call (the connection could carry another).
             Event::Exit { code } => return Ok(code),
             Event::Error { message } => return Err(Failure::new(125, message)),
+            // Only an MCP connection is answered so.
+            Event::Mcp { .. } => break,
         }
     }
     Err(Failure::new(
         125,
         "the broker closed the connection before the call ended",
     ))
+}
+
+/// Connects to the broker's socket and sends `call`.
+pub(super) fn send(call: &Call, env: &EnvSnapshot) -> Result<UnixStream, Failure> {
+    let socket = env.get(FRONA_BROKER_SOCKET).map(|v| String::from_utf8_lossy(v).into_owned()).ok_or_else(|| {
+        Failure::new(125, format!("`{FRONA_BROKER_SOCKET}` is not set")).with_hint(
+            "`frona tool`, `frona issue` and `frona mcp connect` work inside `frona run`, which starts the broker when a policy directory exists ($XDG_CONFIG_HOME/frona/policies or --policy)",
+        )
+    })?;
+    let mut stream = UnixStream::connect(&socket).map_err(|e| {
+        Failure::from_error(&e).with_hint(format!(
+            "is the frona that started this agent still running? ({socket})"
+        ))
+    })?;
+    let mut line = serde_json::to_vec(call).map_err(|e| Failure::from_error(&e))?;
+    line.push(b'\n');
+    stream
+        .write_all(&line)
+        .map_err(|e| Failure::from_error(&e))?;
+    Ok(stream)
 }

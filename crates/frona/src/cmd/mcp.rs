@@ -1,0 +1,169 @@
+//! `frona mcp`: MCP servers registered on frona's side (`add`, `list`, `remove`), and the
+//! agent's end of the gateway (`connect`): a pipe between the agent's MCP client (its stdin and
+//! stdout) and the broker's socket. It holds no credential and starts nothing; the broker starts
+//! the server (`frona_broker::mcp_gateway`).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+
+use frona_backends::registry::mcp::{McpCredential, McpServer};
+use frona_broker::protocol::{Call, Event, VERSION};
+use frona_sandbox::EnvSnapshot;
+
+use crate::cli::McpCommand;
+use crate::failure::Failure;
+
+/// Exit status when the broker could not start the server (sysexits' EX_UNAVAILABLE).
+const EXIT_UNAVAILABLE: i32 = 69;
+
+pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let registry = super::credential::registry(env);
+    let err = |e: &dyn std::error::Error| Failure::from_error(e);
+    match command {
+        McpCommand::Add {
+            name,
+            credentials,
+            env: vars,
+            scope,
+            command,
+        } => {
+            let pair = |text: &str, what: &str| {
+                text.split_once('=')
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                    .ok_or_else(|| Failure::new(125, format!("`{text}` is not {what}")))
+            };
+            let credentials = credentials
+                .iter()
+                .map(|c| {
+                    let (credential, env) = pair(c, "CREDENTIAL=VAR")?;
+                    Ok(McpCredential { credential, env })
+                })
+                .collect::<Result<Vec<_>, Failure>>()?;
+            let env: BTreeMap<String, String> = vars
+                .iter()
+                .map(|v| pair(v, "VAR=VALUE"))
+                .collect::<Result<_, _>>()?;
+            let server = McpServer {
+                name,
+                command,
+                credentials,
+                env,
+                scope: super::credential::parse_scope(&scope)?,
+            };
+            let replaced = registry.add_mcp(server.clone()).map_err(|e| err(&e))?;
+            eprintln!(
+                "frona: {} MCP server `{}` (scope {}); inside `frona run`, start it with `frona mcp connect {}`",
+                if replaced { "replaced" } else { "registered" },
+                server.name,
+                server.scope,
+                server.name
+            );
+            Ok(0)
+        }
+        McpCommand::List { json } => {
+            let servers = registry.mcp_servers().map_err(|e| err(&e))?;
+            if json {
+                let text = serde_json::to_string_pretty(&servers).map_err(|e| err(&e))?;
+                println!("{text}");
+            } else {
+                println!("NAME\tSCOPE\tCREDENTIALS\tCOMMAND");
+                for s in servers {
+                    let credentials: Vec<String> = s
+                        .credentials
+                        .iter()
+                        .map(|c| format!("{}={}", c.credential, c.env))
+                        .collect();
+                    let credentials = if credentials.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        credentials.join(",")
+                    };
+                    println!(
+                        "{}\t{}\t{credentials}\t{}",
+                        s.name,
+                        s.scope,
+                        s.command.join(" ")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        McpCommand::Remove { name, scope } => {
+            let scope = scope
+                .map(|s| super::credential::parse_scope(&s))
+                .transpose()?;
+            match registry
+                .remove_mcp(&name, scope.as_ref())
+                .map_err(|e| err(&e))?
+            {
+                0 => Err(Failure::new(1, format!("no MCP server named `{name}`"))
+                    .with_hint("`frona mcp list` shows the names")),
+                _ => Ok(0),
+            }
+        }
+        McpCommand::Connect { name } => connect(&name, env),
+    }
+}
+
+/// Asks the broker for server `name`, then pipes: stdin to the broker, the broker to stdout,
+/// one whole JSON-RPC line at a time, until either side ends.
+fn connect(name: &str, env: &EnvSnapshot) -> Result<i32, Failure> {
+    let call = Call::Mcp {
+        v: VERSION,
+        server: name.to_owned(),
+        cwd: super::tool::cwd(),
+    };
+    let stream = super::tool::send(&call, env)?;
+    let mut from_broker = BufReader::new(stream.try_clone().map_err(|e| Failure::from_error(&e))?);
+    let mut first = String::new();
+    from_broker
+        .read_line(&mut first)
+        .map_err(|e| Failure::from_error(&e))?;
+    match serde_json::from_str::<Event>(&first) {
+        Ok(Event::Mcp { .. }) => {}
+        Ok(Event::Error { message }) => {
+            return Err(Failure::new(EXIT_UNAVAILABLE, message)
+                .with_hint("`frona mcp list` shows the registered servers"));
+        }
+        Ok(Event::Decision { reason, .. }) => {
+            return Err(Failure::new(super::tool::EXIT_DENIED, reason));
+        }
+        _ => {
+            return Err(Failure::new(
+                EXIT_UNAVAILABLE,
+                "the broker did not answer as an MCP gateway",
+            ));
+        }
+    }
+    let mut to_broker = stream;
+    let upstream = std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = [0u8; 64 * 1024];
+        loop {
+            match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to_broker.write_all(&buffer[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        // The agent closed its end: so does the gateway's connection, and the server stops.
+        let _ = to_broker.shutdown(std::net::Shutdown::Write);
+    });
+    let mut stdout = std::io::stdout().lock();
+    let mut buffer = [0u8; 64 * 1024];
+    loop {
+        match from_broker.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stdout.write_all(&buffer[..n]).is_err() || stdout.flush().is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    drop(upstream);
+    Ok(0)
+}
