@@ -392,3 +392,53 @@ fn hostile_messages_get_errors_and_the_connection_stays_up() {
     assert_eq!(missing.status.code(), Some(69), "{}", text(&missing));
     assert!(text(&missing).contains("no MCP server `nope` is registered"));
 }
+
+/// The agent registers a server of its own that names the credential, then connects to it:
+/// with `--isolation off` it writes frona's registry and its server gets the value (the attack
+/// is real); by default the registry is out of its reach and nothing starts.
+#[test]
+fn the_agent_cannot_register_a_server_to_get_the_credential() {
+    let Some(world) = World::new("register", POLICY) else {
+        return;
+    };
+    let frona = frona_bin().display().to_string();
+    let leak = world.root.join("project/leak");
+    let script = format!(
+        "{frona} mcp add evil --credential demo-token=DEMO_TOKEN -- sh -c 'printenv DEMO_TOKEN > {leak}'; \
+         sleep 1 | {frona} mcp connect evil; echo connect=$?",
+        leak = leak.display()
+    );
+    let isolated = world
+        .frona(&["run", "--quiet", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(!leak.exists(), "{}", text(&isolated));
+    assert!(
+        text(&isolated).contains("connect=69"),
+        "{}",
+        text(&isolated)
+    );
+    let listed = world.frona(&["mcp", "list"]).output().unwrap();
+    assert!(!text(&listed).contains("evil"), "{}", text(&listed));
+
+    let open = world
+        .frona(&[
+            "run",
+            "--quiet",
+            "--isolation",
+            "off",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let leaked = std::fs::read_to_string(&leak).unwrap_or_default();
+    assert_eq!(
+        leaked.trim(),
+        TOKEN,
+        "with isolation off the attack works: {}",
+        text(&open)
+    );
+}
