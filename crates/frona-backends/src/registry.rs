@@ -350,6 +350,27 @@ pub enum RegistryError {
     Parse { path: PathBuf, detail: String },
 }
 
+/// Puts `item` where `same` finds its namesake, or at the end; whether it replaced one.
+fn replace_or_push<T>(list: &mut Vec<T>, item: T, same: impl Fn(&T) -> bool) -> bool {
+    match list.iter_mut().find(|x| same(x)) {
+        Some(slot) => {
+            *slot = item;
+            true
+        }
+        None => {
+            list.push(item);
+            false
+        }
+    }
+}
+
+/// Removes what `matches`; how many went.
+fn remove_where<T>(list: &mut Vec<T>, matches: impl Fn(&T) -> bool) -> usize {
+    let before = list.len();
+    list.retain(|x| !matches(x));
+    before - list.len()
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128
@@ -646,30 +667,21 @@ impl Registry {
     pub fn register(&self, credential: Credential) -> Result<bool, RegistryError> {
         credential.validate()?;
         self.update(|file| {
-            let existing = file
-                .credentials
-                .iter_mut()
-                .find(|c| c.name == credential.name && c.scope == credential.scope);
-            Ok(match existing {
-                Some(slot) => {
-                    *slot = credential;
-                    true
-                }
-                None => {
-                    file.credentials.push(credential);
-                    false
-                }
-            })
+            let same = |c: &Credential| c.name == credential.name && c.scope == credential.scope;
+            Ok(replace_or_push(
+                &mut file.credentials,
+                credential.clone(),
+                same,
+            ))
         })
     }
 
     /// Removes `name` (in `scope`, or in every scope); returns how many entries went.
     pub fn remove(&self, name: &str, scope: Option<&Scope>) -> Result<usize, RegistryError> {
         self.update(|file| {
-            let before = file.credentials.len();
-            file.credentials
-                .retain(|c| !(c.name == name && scope.is_none_or(|s| *s == c.scope)));
-            Ok(before - file.credentials.len())
+            Ok(remove_where(&mut file.credentials, |c| {
+                c.name == name && scope.is_none_or(|s| *s == c.scope)
+            }))
         })
     }
 

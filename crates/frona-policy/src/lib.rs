@@ -415,20 +415,26 @@ impl PolicySet {
     /// Whether some rule could let `agent` sign with this key (a permit or an ask for it,
     /// whatever the host, time or rate): the keys frona's SSH agent lists.
     pub fn may_sign(&self, agent: &str, key: &str, comment: &str) -> bool {
-        self.rules.iter().any(|r| {
-            r.effect != Effect::Deny
-                && (r.agents.is_empty() || r.agents.iter().any(|g| g.matches(agent)))
-                && r.ssh.as_ref().is_some_and(|m| m.covers_key(key, comment))
+        self.could_permit(agent, |r| {
+            r.ssh.as_ref().is_some_and(|m| m.covers_key(key, comment))
         })
     }
 
     /// Whether some rule could let `agent` call `tool` of MCP server `server` (a permit or an
     /// ask for it, whatever the arguments, time or rate): the tools the gateway lists.
     pub fn may_call_mcp(&self, agent: &str, server: &str, tool: &str) -> bool {
+        self.could_permit(agent, |r| {
+            r.mcp.as_ref().is_some_and(|m| m.covers_tool(server, tool))
+        })
+    }
+
+    /// Whether a `permit` or `ask` rule for `agent` has `covers` true: what a front end may
+    /// show the agent at all.
+    fn could_permit(&self, agent: &str, covers: impl Fn(&Rule) -> bool) -> bool {
         self.rules.iter().any(|r| {
             r.effect != Effect::Deny
                 && (r.agents.is_empty() || r.agents.iter().any(|g| g.matches(agent)))
-                && r.mcp.as_ref().is_some_and(|m| m.covers_tool(server, tool))
+                && covers(r)
         })
     }
 

@@ -123,11 +123,7 @@ impl World {
     }
 
     fn audit(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.root.join("state/audit.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        crate::support::audit_records(&self.root.join("state/audit.jsonl"))
     }
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Registry, RegistryError, Scope, valid_name};
+use super::{Registry, RegistryError, Scope, remove_where, replace_or_push, valid_name};
 
 /// One registered server (stdio transport).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,30 +96,17 @@ impl Registry {
     pub fn add_mcp(&self, server: McpServer) -> Result<bool, RegistryError> {
         server.validate()?;
         self.update(|file| {
-            let existing = file
-                .mcp_servers
-                .iter_mut()
-                .find(|s| s.name == server.name && s.scope == server.scope);
-            Ok(match existing {
-                Some(slot) => {
-                    *slot = server;
-                    true
-                }
-                None => {
-                    file.mcp_servers.push(server);
-                    false
-                }
-            })
+            let same = |s: &McpServer| s.name == server.name && s.scope == server.scope;
+            Ok(replace_or_push(&mut file.mcp_servers, server.clone(), same))
         })
     }
 
     /// Removes the server `name` (in `scope`, or in every scope); how many entries went.
     pub fn remove_mcp(&self, name: &str, scope: Option<&Scope>) -> Result<usize, RegistryError> {
         self.update(|file| {
-            let before = file.mcp_servers.len();
-            file.mcp_servers
-                .retain(|s| !(s.name == name && scope.is_none_or(|sc| *sc == s.scope)));
-            Ok(before - file.mcp_servers.len())
+            Ok(remove_where(&mut file.mcp_servers, |s| {
+                s.name == name && scope.is_none_or(|sc| *sc == s.scope)
+            }))
         })
     }
 }

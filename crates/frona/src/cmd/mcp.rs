@@ -4,7 +4,7 @@
 //! the server (`frona_broker::mcp_gateway`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{BufRead as _, BufReader, Read, Write};
 
 use frona_backends::registry::mcp::{McpCredential, McpServer};
 use frona_broker::protocol::{Call, Event, VERSION};
@@ -137,33 +137,28 @@ fn connect(name: &str, env: &EnvSnapshot) -> Result<i32, Failure> {
     }
     let mut to_broker = stream;
     let upstream = std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buffer = [0u8; 64 * 1024];
-        loop {
-            match stdin.read(&mut buffer) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if to_broker.write_all(&buffer[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
+        pipe(&mut std::io::stdin().lock(), &mut to_broker);
         // The agent closed its end: so does the gateway's connection, and the server stops.
         let _ = to_broker.shutdown(std::net::Shutdown::Write);
     });
-    let mut stdout = std::io::stdout().lock();
+    pipe(&mut from_broker, &mut std::io::stdout().lock());
+    drop(upstream);
+    Ok(0)
+}
+
+/// Copies until either end closes, flushing each read: a JSON-RPC message goes on as it
+/// arrives. (`std::io::copy`, which may take a kernel fast path between a pipe and a socket,
+/// stalled the agent's connection in the tests.)
+fn pipe(from: &mut impl Read, to: &mut impl Write) {
     let mut buffer = [0u8; 64 * 1024];
     loop {
-        match from_broker.read(&mut buffer) {
-            Ok(0) | Err(_) => break,
+        match from.read(&mut buffer) {
+            Ok(0) | Err(_) => return,
             Ok(n) => {
-                if stdout.write_all(&buffer[..n]).is_err() || stdout.flush().is_err() {
-                    break;
+                if to.write_all(&buffer[..n]).is_err() || to.flush().is_err() {
+                    return;
                 }
             }
         }
     }
-    drop(upstream);
-    Ok(0)
 }
