@@ -4,6 +4,7 @@ It holds a credential in DEMO_TOKEN, as a GitHub or Stripe server would, and has
 read, write, delete, and (to test redaction) echo that credential back.
 """
 
+import asyncio
 import os
 
 from mcp.server.fastmcp import FastMCP
@@ -27,6 +28,13 @@ def echo_token() -> str:
 def create_issue(owner: str, repo: str, title: str) -> str:
     """Open an issue."""
     return f"opened {owner}/{repo}: {title}"
+
+
+@server.tool()
+async def get_slowly(seconds: float) -> str:
+    """Answers after `seconds` (a server that hangs on one call, not on others)."""
+    await asyncio.sleep(seconds)
+    return "late"
 
 
 @server.tool()

@@ -13,11 +13,13 @@
 //! - a line that is not JSON, too large or too deeply nested gets a JSON-RPC error, and the
 //!   connection stays up.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, ChildStdin, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use std::time::Instant;
 
 use frona_backends::Secret;
@@ -25,7 +27,7 @@ use frona_backends::registry::mcp::McpServer;
 use frona_policy::{IssueSpec, McpCall};
 use serde_json::{Value, json};
 
-use crate::audit::{AuditEvent, McpCallRecord, McpStart, Outcome, Refused};
+use crate::audit::{AuditEvent, McpCallRecord, McpStart, McpTimeout, Outcome, Refused};
 use crate::broker::Broker;
 use crate::call::{Action, Call, arguments_sha256};
 use crate::credentials::{Leases, Ready};
@@ -55,6 +57,12 @@ struct Shared {
     client: Mutex<UnixStream>,
     /// Ids of `tools/list` requests whose answers are to be filtered.
     listing: Mutex<HashSet<String>>,
+    /// Calls forwarded and not answered yet, by id: their deadline, the id as sent, the tool.
+    calls: Mutex<HashMap<String, (Instant, Value, String)>>,
+    /// Calls answered with a timeout: the server's late answer is dropped.
+    timed_out: Mutex<HashSet<String>>,
+    /// Set when the agent's side is done.
+    done: AtomicBool,
 }
 
 impl Shared {
@@ -161,12 +169,17 @@ impl<'a> Session<'a> {
         let shared = Arc::new(Shared {
             client: Mutex::new(client),
             listing: Mutex::new(HashSet::new()),
+            calls: Mutex::new(HashMap::new()),
+            timed_out: Mutex::new(HashSet::new()),
+            done: AtomicBool::new(false),
         });
         let redactor = Redactor::new(values.iter().map(|(_, v)| v.expose()));
         std::thread::scope(|scope| {
             let from_server =
                 scope.spawn(|| self.relay_server(&server, stdout, &redactor, &shared));
+            scope.spawn(|| self.watch_calls(&server, &shared));
             self.relay_agent(&server, reader, stdin, &shared);
+            shared.done.store(true, Ordering::SeqCst);
             // The agent is gone: so is its server.
             let _ = child.kill();
             let _ = from_server.join();
@@ -334,6 +347,16 @@ impl<'a> Session<'a> {
                         shared.send(&refusal);
                         continue;
                     }
+                    if let Some(id) = &id {
+                        let tool = message
+                            .pointer("/params/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_owned();
+                        let deadline = Instant::now() + server.call_timeout();
+                        let mut calls = shared.calls.lock().unwrap_or_else(|p| p.into_inner());
+                        calls.insert(id.to_string(), (deadline, id.clone(), tool));
+                    }
                 }
                 _ => {}
             }
@@ -442,6 +465,16 @@ impl<'a> Session<'a> {
                 tracing::warn!("MCP server `{}` sent a line that is not JSON", server.name);
                 continue;
             };
+            if let Some(id) = message.get("id").map(Value::to_string) {
+                let mut timed_out = shared.timed_out.lock().unwrap_or_else(|p| p.into_inner());
+                if timed_out.remove(&id) {
+                    // The agent was told already; this answer is too late.
+                    continue;
+                }
+                drop(timed_out);
+                let mut calls = shared.calls.lock().unwrap_or_else(|p| p.into_inner());
+                calls.remove(&id);
+            }
             let listed = message.get("id").is_some_and(|id| {
                 let mut listing = shared.listing.lock().unwrap_or_else(|p| p.into_inner());
                 listing.remove(&id.to_string())
@@ -450,6 +483,53 @@ impl<'a> Session<'a> {
                 self.filter_tools(server, &mut message);
             }
             shared.send(&message);
+        }
+    }
+
+    /// Answers the calls the server has not answered within the server's call timeout with an
+    /// error result (recorded as `mcp-timeout`), so that the agent never waits forever.
+    fn watch_calls(&self, server: &McpServer, shared: &Shared) {
+        while !shared.done.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = Instant::now();
+            let expired: Vec<(String, Value, String)> = {
+                let mut calls = shared.calls.lock().unwrap_or_else(|p| p.into_inner());
+                let keys: Vec<String> = calls
+                    .iter()
+                    .filter(|(_, (deadline, _, _))| *deadline <= now)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                keys.into_iter()
+                    .filter_map(|k| calls.remove(&k).map(|(_, id, tool)| (k, id, tool)))
+                    .collect()
+            };
+            for (key, id, tool) in expired {
+                let timeout = server.call_timeout().as_secs();
+                shared
+                    .timed_out
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key);
+                self.broker
+                    .audit
+                    .recorded(&AuditEvent::McpTimeout(McpTimeout {
+                        peer: self.peer,
+                        server: server.name.clone(),
+                        tool: tool.clone(),
+                        timeout_secs: timeout,
+                    }));
+                shared.send(&json!({
+                    "jsonrpc": "2.0",
+                    "id": id,
+                    "result": {
+                        "content": [{"type": "text", "text": format!(
+                            "frona: MCP server `{}` did not answer `{tool}` within {timeout}s",
+                            server.name
+                        )}],
+                        "isError": true
+                    }
+                }));
+            }
         }
     }
 

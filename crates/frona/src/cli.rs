@@ -377,6 +377,10 @@ pub enum McpCommand {
         /// global, project (this directory), project:/dir, or agent:NAME.
         #[arg(long, default_value = "global")]
         scope: String,
+        /// How long a `tools/call` may wait for the server (default 60s): then the agent gets
+        /// an error result, and a late answer is dropped.
+        #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+        call_timeout: Option<Duration>,
         /// The server's program and its arguments.
         #[arg(last = true, required = true)]
         command: Vec<String>,
@@ -396,6 +400,26 @@ pub enum McpCommand {
     /// Connect to a registered server through frona's gateway (agent side, inside `frona
     /// run`): name this command as the agent's stdio MCP server.
     Connect { name: String },
+    /// Print the MCP configuration an agent wants for these servers, each one
+    /// `frona mcp connect NAME`.
+    Config {
+        /// Registered servers (one or more).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// claude-code (`.mcp.json`, `--mcp-config`), codex (`~/.codex/config.toml`), gemini
+        /// (`.gemini/settings.json`), or json (the common `mcpServers` object).
+        #[arg(long = "for", value_name = "AGENT", default_value = "json")]
+        agent: McpConfigFormat,
+    },
+}
+
+/// The configuration formats `frona mcp config` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum McpConfigFormat {
+    ClaudeCode,
+    Codex,
+    Gemini,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -524,6 +548,10 @@ pub struct InitArgs {
     pub started_fd: Option<i32>,
     #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<OsString>,
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    frona_policy::duration::parse_positive(text).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

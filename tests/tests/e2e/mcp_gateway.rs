@@ -184,7 +184,7 @@ fn the_gateway_filters_decides_redacts_and_audits() {
     assert_eq!(seen.len(), 6, "{all}");
     assert_eq!(
         seen[0]["tools"],
-        serde_json::json!(["create_issue", "echo_token", "get_issue"]),
+        serde_json::json!(["create_issue", "echo_token", "get_issue", "get_slowly"]),
         "delete_repo is not listed: {all}"
     );
     assert_eq!(seen[1]["error"], false, "{all}");
@@ -371,7 +371,7 @@ fn hostile_messages_get_errors_and_the_connection_stays_up() {
     );
     let listed = answer();
     assert_eq!(listed["id"], 2, "{listed}");
-    assert_eq!(listed["result"]["tools"].as_array().unwrap().len(), 3);
+    assert_eq!(listed["result"]["tools"].as_array().unwrap().len(), 4);
     drop(stdin);
     let started = Instant::now();
     let _ = agent.wait();
@@ -436,5 +436,62 @@ fn the_agent_cannot_register_a_server_to_get_the_credential() {
         TOKEN,
         "with isolation off the attack works: {}",
         text(&open)
+    );
+}
+
+/// A server that does not answer within its call timeout: the agent gets an error result at
+/// the deadline (audited), the late answer is dropped, and the next call is served.
+#[test]
+fn a_hung_call_is_answered_at_the_timeout() {
+    let Some(world) = World::new("timeout", POLICY) else {
+        return;
+    };
+    let python = world.python.display().to_string();
+    let server = script("server.py");
+    let add = world
+        .frona(&[
+            "mcp",
+            "add",
+            "demo",
+            "--call-timeout",
+            "1s",
+            "--credential",
+            "demo-token=DEMO_TOKEN",
+            "--",
+            &python,
+            &server,
+        ])
+        .output()
+        .unwrap();
+    assert!(add.status.success(), "{}", text(&add));
+    let started = Instant::now();
+    let output = world
+        .agent(
+            &[],
+            &[
+                r#"call:get_slowly:{"seconds": 4}"#,
+                r#"call:get_issue:{"n": 1}"#,
+            ],
+        )
+        .output()
+        .unwrap();
+    let seen = steps(&output);
+    assert_eq!(seen.len(), 2, "{}", text(&output));
+    assert_eq!(seen[0]["error"], true);
+    assert!(
+        seen[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("did not answer `get_slowly` within 1s"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(seen[1]["error"], false, "{}", text(&output));
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let records = world.audit();
+    assert!(
+        records
+            .iter()
+            .any(|r| r["kind"] == "mcp-timeout" && r["tool"] == "get_slowly")
     );
 }

@@ -24,6 +24,21 @@ pub struct McpServer {
     pub env: BTreeMap<String, String>,
     #[serde(default)]
     pub scope: Scope,
+    /// How long a `tools/call` may wait for the server's answer before the agent gets an error
+    /// result (default [`DEFAULT_CALL_TIMEOUT`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_timeout_secs: Option<u64>,
+}
+
+/// How long a call waits for a server that does not say otherwise.
+pub const DEFAULT_CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl McpServer {
+    /// How long a call to this server may take.
+    pub fn call_timeout(&self) -> std::time::Duration {
+        self.call_timeout_secs
+            .map_or(DEFAULT_CALL_TIMEOUT, std::time::Duration::from_secs)
+    }
 }
 
 /// A credential for a server, and the variable it goes in.
@@ -125,6 +140,7 @@ mod tests {
             }],
             env: BTreeMap::from([("LOG".into(), "1".into())]),
             scope,
+            call_timeout_secs: None,
         }
     }
 

@@ -53,6 +53,8 @@ pub enum AuditEvent {
     McpStart(McpStart),
     /// A `tools/call` through the MCP gateway, decided.
     McpCall(McpCallRecord),
+    /// A permitted `tools/call` the server did not answer in time; the agent got an error.
+    McpTimeout(McpTimeout),
 }
 
 /// How a call was decided, as the log says it.
@@ -325,6 +327,16 @@ pub struct McpCallRecord {
     pub reason: String,
     pub grant: Option<String>,
     pub latency_us: u64,
+}
+
+/// `mcp-timeout` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpTimeout {
+    #[serde(flatten)]
+    pub peer: Option<Peer>,
+    pub server: String,
+    pub tool: String,
+    pub timeout_secs: u64,
 }
 
 /// A field that is there, `null` or not: `Some(None)` for `null` (serde alone reads `null` as

@@ -248,6 +248,15 @@ fn each_kind_has_its_shape() {
             }),
             r#"{"agent":"default","arguments":"{\"repo\":\"x\"}","arguments_sha256":"ab","decision":"deny","grant":null,"kind":"mcp-call","latency_us":5,"peer_pid":42,"peer_uid":1000,"reason":"no rule","rule":null,"server":"github","session":"s","time":"2026-01-05T12:00:00Z","tool":"create_issue"}"#,
         ),
+        (
+            AuditEvent::McpTimeout(McpTimeout {
+                peer: None,
+                server: "github".into(),
+                tool: "slow".into(),
+                timeout_secs: 60,
+            }),
+            r#"{"agent":"default","kind":"mcp-timeout","server":"github","session":"s","time":"2026-01-05T12:00:00Z","timeout_secs":60,"tool":"slow"}"#,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(json(&event), expected, "{event:?}");

@@ -10,7 +10,7 @@ use frona_backends::registry::mcp::{McpCredential, McpServer};
 use frona_broker::protocol::{Call, Event, VERSION};
 use frona_sandbox::EnvSnapshot;
 
-use crate::cli::McpCommand;
+use crate::cli::{McpCommand, McpConfigFormat};
 use crate::failure::Failure;
 
 /// Exit status when the broker could not start the server (sysexits' EX_UNAVAILABLE).
@@ -25,6 +25,7 @@ pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
             credentials,
             env: vars,
             scope,
+            call_timeout,
             command,
         } => {
             let pair = |text: &str, what: &str| {
@@ -49,6 +50,7 @@ pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
                 credentials,
                 env,
                 scope: super::credential::parse_scope(&scope)?,
+                call_timeout_secs: call_timeout.map(|d| d.as_secs().max(1)),
             };
             let replaced = registry.add_mcp(server.clone()).map_err(|e| err(&e))?;
             eprintln!(
@@ -102,6 +104,48 @@ pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
             }
         }
         McpCommand::Connect { name } => connect(&name, env),
+        McpCommand::Config { names, agent } => {
+            let registered = registry.mcp_servers().map_err(|e| err(&e))?;
+            if let Some(name) = names
+                .iter()
+                .find(|n| !registered.iter().any(|s| &s.name == *n))
+            {
+                return Err(Failure::new(1, format!("no MCP server named `{name}`"))
+                    .with_hint("register it first: `frona mcp add NAME -- COMMAND…`"));
+            }
+            print!("{}", agent_config(&names, agent));
+            Ok(0)
+        }
+    }
+}
+
+/// The snippet each agent's configuration wants: every server is `frona mcp connect NAME`.
+fn agent_config(names: &[String], format: McpConfigFormat) -> String {
+    match format {
+        McpConfigFormat::Codex => names
+            .iter()
+            .map(|name| {
+                // TOML basic strings: names are letters, digits, `.`, `_`, `-` (registry rule).
+                format!(
+                    "[mcp_servers.\"{name}\"]\ncommand = \"frona\"\nargs = [\"mcp\", \"connect\", \"{name}\"]\n"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        McpConfigFormat::ClaudeCode | McpConfigFormat::Gemini | McpConfigFormat::Json => {
+            let servers: serde_json::Map<String, serde_json::Value> = names
+                .iter()
+                .map(|name| {
+                    let entry = serde_json::json!({
+                        "command": "frona",
+                        "args": ["mcp", "connect", name],
+                    });
+                    (name.clone(), entry)
+                })
+                .collect();
+            let doc = serde_json::json!({ "mcpServers": servers });
+            format!("{}\n", serde_json::to_string_pretty(&doc).unwrap_or_default())
+        }
     }
 }
 
@@ -160,5 +204,23 @@ fn pipe(from: &mut impl Read, to: &mut impl Write) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_agent_gets_its_own_format() {
+        let names = ["github".to_owned(), "pg-prod".to_owned()];
+        let json: serde_json::Value =
+            serde_json::from_str(&agent_config(&names, McpConfigFormat::ClaudeCode)).unwrap();
+        assert_eq!(
+            json["mcpServers"]["pg-prod"]["args"],
+            serde_json::json!(["mcp", "connect", "pg-prod"])
+        );
+        let toml = agent_config(&names, McpConfigFormat::Codex);
+        assert!(toml.contains("[mcp_servers.\"github\"]\ncommand = \"frona\"\nargs = [\"mcp\", \"connect\", \"github\"]"), "{toml}");
     }
 }
