@@ -40,21 +40,32 @@ fn script(name: &str) -> String {
     format!("{}/../tests/mcp/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// One MCP test at a time: each starts several Python processes (the SDK takes about a
+/// second of CPU to import), and all at once they starve the timing of the suite's other tests
+/// on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 struct World {
     root: PathBuf,
     python: PathBuf,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 impl World {
     fn new(name: &str, policy: &str) -> Option<Self> {
         let python = python()?;
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("frona-mcp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("config/policies")).unwrap();
         std::fs::create_dir_all(root.join("project")).unwrap();
         std::fs::write(root.join("config/policies/mcp.yaml"), policy).unwrap();
-        let world = Self { root, python };
+        let world = Self {
+            root,
+            python,
+            _turn: turn,
+        };
         let mut set = world
             .frona(&["secret", "set", "demo"])
             .stdin(Stdio::piped())

@@ -83,9 +83,18 @@ impl Running {
         self.child.id() as i32
     }
 
-    /// The next stdout line (panics at EOF).
+    /// The next stdout line (panics at EOF, with what frona said on stderr).
     pub fn line(&mut self) -> String {
-        self.lines.next().expect("agent closed stdout").unwrap()
+        match self.lines.next() {
+            Some(line) => line.unwrap(),
+            None => {
+                let mut stderr = String::new();
+                if let Some(mut pipe) = self.child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+                }
+                panic!("agent closed stdout; stderr: {stderr}");
+            }
+        }
     }
 
     pub fn expect_line(&mut self, expected: &str) {

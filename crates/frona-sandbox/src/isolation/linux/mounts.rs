@@ -87,8 +87,16 @@ pub fn apply_in_init(plan: &Plan) -> Result<(), IsolationError> {
 
 /// Masks `path`: a directory with an empty read-only tmpfs, a file with a read-only
 /// `/dev/null` (reads as empty; writes fail). A path that does not exist, or that the caller
-/// (and so the agent) cannot even look up, is left alone.
+/// (and so the agent) cannot even look up, is left alone — also when it goes away while it is
+/// being hidden (a socket another process removes between the plan and the mount).
 fn hide(path: &Path) -> io::Result<()> {
+    match mask(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        done => done,
+    }
+}
+
+fn mask(path: &Path) -> io::Result<()> {
     let meta = match std::fs::metadata(path) {
         Ok(meta) => meta,
         Err(e)
