@@ -334,6 +334,16 @@ impl<'a> Session<'a> {
                     continue;
                 }
             };
+            // One message per line: a batch (an array, which MCP no longer has) would carry
+            // calls past the decision below.
+            if !message.is_object() {
+                shared.send(&rpc_error(
+                    Value::Null,
+                    INVALID_REQUEST,
+                    "one JSON-RPC object per line (no batches)",
+                ));
+                continue;
+            }
             let id = message.get("id").cloned();
             match message.get("method").and_then(Value::as_str) {
                 Some("tools/list") => {
@@ -360,10 +370,11 @@ impl<'a> Session<'a> {
                 }
                 _ => {}
             }
-            if stdin.write_all(&line).is_err()
-                || (!line.ends_with(b"\n") && stdin.write_all(b"\n").is_err())
-                || stdin.flush().is_err()
-            {
+            // The server gets the message as frona read and decided it, written anew: no
+            // duplicate key or odd escape that its parser might read otherwise.
+            let mut out = message.to_string().into_bytes();
+            out.push(b'\n');
+            if stdin.write_all(&out).is_err() || stdin.flush().is_err() {
                 return;
             }
         }

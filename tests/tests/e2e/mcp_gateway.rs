@@ -328,8 +328,8 @@ fn an_approval_is_bound_to_the_arguments() {
     assert_eq!(asks, 2, "the repeated call did not ask");
 }
 
-/// Lines that are not JSON, too deeply nested or too large get JSON-RPC errors, and the
-/// connection goes on serving; a server that is not registered is refused plainly.
+/// Lines that are not JSON, too deeply nested or too large, and batches, get JSON-RPC errors,
+/// and the connection goes on serving; a server that is not registered is refused plainly.
 #[test]
 fn hostile_messages_get_errors_and_the_connection_stays_up() {
     let Some(world) = World::new("hostile", POLICY) else {
@@ -363,6 +363,21 @@ fn hostile_messages_get_errors_and_the_connection_stays_up() {
         &mut stdin,
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
+    // A batch would carry a call past the decision: refused whole.
+    send(
+        &mut stdin,
+        r#"[{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"delete_repo","arguments":{"name":"prod"}}}]"#,
+    );
+    let batch = answer();
+    assert_eq!(batch["error"]["code"], -32600, "{batch}");
+    // A duplicate key is read as frona reads it (the last one wins) and forwarded so.
+    send(
+        &mut stdin,
+        r#"{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"get_issue","name":"delete_repo","arguments":{"name":"prod"}}}"#,
+    );
+    let duplicate = answer();
+    assert_eq!(duplicate["result"]["isError"], true, "{duplicate}");
+    assert!(duplicate.to_string().contains("no-deletes"), "{duplicate}");
     send(&mut stdin, "this is not JSON");
     assert_eq!(answer()["error"]["code"], -32700);
     send(
