@@ -92,23 +92,25 @@ impl World {
             .output()
             .unwrap();
         assert!(register.status.success(), "{}", text(&register));
-        let python = world.python.display().to_string();
-        let server = script("server.py");
-        let add = world
-            .frona(&[
-                "mcp",
-                "add",
-                "demo",
-                "--credential",
-                "demo-token=DEMO_TOKEN",
-                "--",
-                &python,
-                &server,
-            ])
-            .output()
-            .unwrap();
-        assert!(add.status.success(), "{}", text(&add));
+        world.add_server(&[]);
         Some(world)
+    }
+
+    /// Registers (or replaces) `demo`, the test server with the token, with `flags`.
+    fn add_server(&self, flags: &[&str]) {
+        let python = self.python.display().to_string();
+        let server = script("server.py");
+        let mut args = vec![
+            "mcp",
+            "add",
+            "demo",
+            "--credential",
+            "demo-token=DEMO_TOKEN",
+        ];
+        args.extend(flags);
+        args.extend(["--", &python, &server]);
+        let add = self.frona(&args).output().unwrap();
+        assert!(add.status.success(), "{}", text(&add));
     }
 
     fn frona(&self, args: &[&str]) -> Command {
@@ -472,24 +474,7 @@ fn a_hung_call_is_answered_at_the_timeout() {
     let Some(world) = World::new("timeout", POLICY) else {
         return;
     };
-    let python = world.python.display().to_string();
-    let server = script("server.py");
-    let add = world
-        .frona(&[
-            "mcp",
-            "add",
-            "demo",
-            "--call-timeout",
-            "1s",
-            "--credential",
-            "demo-token=DEMO_TOKEN",
-            "--",
-            &python,
-            &server,
-        ])
-        .output()
-        .unwrap();
-    assert!(add.status.success(), "{}", text(&add));
+    world.add_server(&["--call-timeout", "1s"]);
     let started = Instant::now();
     let output = world
         .agent(
