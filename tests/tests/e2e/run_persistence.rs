@@ -640,3 +640,67 @@ fn chown_nobody(dir: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+/// Two users' sessions in one directory: the second holds the first one's placeholders (it
+/// must be able to open them), so the first, ending, leaves them to it instead of pulling them
+/// from under its mounts (which failed the second's start with "No such file or directory").
+#[test]
+fn another_users_session_keeps_the_placeholders_it_relies_on() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("SKIPPED: needs root to switch users");
+        return;
+    }
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("frona-two-users-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let envrc = dir.join(".envrc");
+    let root_session = frona()
+        .args(["run", "--quiet", "--", "sleep", "2"])
+        .current_dir(&dir)
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !envrc.exists() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "no placeholder"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let nobody = command(
+        "setpriv",
+        &["--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+    )
+    .arg(crate::support::frona_bin())
+    .args([
+        "run",
+        "--quiet",
+        "--",
+        "sh",
+        "-c",
+        "sleep 4; echo still-protected",
+    ])
+    .current_dir(&dir)
+    .env("HOME", &dir)
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut root_session = root_session;
+    assert!(root_session.wait().unwrap().success());
+    // The first session is gone; the second still relies on the placeholder.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        envrc.exists(),
+        "the first session removed a placeholder the second holds"
+    );
+    let output = nobody.wait_with_output().unwrap();
+    assert!(
+        text(&output).contains("still-protected"),
+        "{}",
+        text(&output)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

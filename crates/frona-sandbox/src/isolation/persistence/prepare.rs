@@ -491,11 +491,14 @@ fn hold_existing(at: &Path, end: bool) -> io::Result<Hold> {
     }))
 }
 
-/// Makes an empty, marked placeholder at `at` and holds it with a shared lock.
+/// Makes an empty, marked placeholder at `at` and holds it with a shared lock. Readable by
+/// every user (it is empty, and only its owner may write it): a session of another user in the
+/// same directory must be able to open it to hold it too, or this session would remove it
+/// under that one's mounts.
 fn create_placeholder(at: &Path, kind: Kind) -> io::Result<Held> {
     let file = match kind {
         Kind::Dir => {
-            std::fs::DirBuilder::new().mode(0o700).create(at)?;
+            std::fs::DirBuilder::new().mode(0o755).create(at)?;
             OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC)
@@ -505,10 +508,13 @@ fn create_placeholder(at: &Path, kind: Kind) -> io::Result<Held> {
             .read(true)
             .write(true)
             .create_new(true)
-            .mode(0o600)
+            .mode(0o644)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(at)?,
     };
+    // Whatever the umask took away.
+    let mode = if kind == Kind::Dir { 0o755 } else { 0o644 };
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
     mark(&file);
     let lock =
         Flock::lock(file, FlockArg::LockShared).map_err(|(_, errno)| io::Error::from(errno))?;
