@@ -12,9 +12,9 @@ from mcp.server.fastmcp import FastMCP
 server = FastMCP("frona-demo")
 
 
-@server.tool()
+# The description can be changed from outside (a server that rewrites a tool's definition).
+@server.tool(description=os.environ.get("DEMO_DESCRIPTION", "Read issue n."))
 def get_issue(n: int) -> str:
-    """Read issue n."""
     return f"issue {n} (token present: {bool(os.environ.get('DEMO_TOKEN'))})"
 
 

@@ -15,7 +15,7 @@ pub mod azure;
 pub mod cache;
 pub mod config;
 pub mod error;
-mod files;
+pub mod files;
 #[cfg(feature = "gcp")]
 pub mod gcp;
 #[cfg(feature = "http")]

@@ -16,6 +16,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::os::unix::net::UnixStream;
+use std::path::Path;
 use std::process::{Child, ChildStdin, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,9 @@ use frona_backends::registry::mcp::McpServer;
 use frona_policy::{IssueSpec, McpCall};
 use serde_json::{Value, json};
 
-use crate::audit::{AuditEvent, McpCallRecord, McpStart, McpTimeout, Outcome, Refused};
+use crate::audit::{
+    AuditEvent, McpCallRecord, McpStart, McpTimeout, McpToolChanged, Outcome, Refused,
+};
 use crate::broker::Broker;
 use crate::call::{Action, Call, arguments_sha256};
 use crate::credentials::{Leases, Ready};
@@ -35,6 +38,8 @@ use crate::peer::Peer;
 use crate::protocol::Event;
 use crate::redact::Redactor;
 use crate::tool_socket::Tools;
+
+pub mod pins;
 
 /// The largest JSON-RPC message accepted from either side (bytes, one line).
 pub const MAX_MESSAGE: usize = 8 * 1024 * 1024;
@@ -63,6 +68,8 @@ struct Shared {
     timed_out: Mutex<HashSet<String>>,
     /// Set when the agent's side is done.
     done: AtomicBool,
+    /// Tools withheld because their definition is not the pinned one: calls are refused.
+    withheld: Mutex<HashSet<String>>,
 }
 
 impl Shared {
@@ -172,6 +179,7 @@ impl<'a> Session<'a> {
             calls: Mutex::new(HashMap::new()),
             timed_out: Mutex::new(HashSet::new()),
             done: AtomicBool::new(false),
+            withheld: Mutex::new(HashSet::new()),
         });
         let redactor = Redactor::new(values.iter().map(|(_, v)| v.expose()));
         std::thread::scope(|scope| {
@@ -353,7 +361,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 Some("tools/call") => {
-                    if let Some(refusal) = self.decide(server, &message, id.clone()) {
+                    if let Some(refusal) = self.decide(server, &message, id.clone(), shared) {
                         shared.send(&refusal);
                         continue;
                     }
@@ -382,7 +390,13 @@ impl<'a> Session<'a> {
 
     /// Decides a `tools/call` and records it; the answer to send instead of forwarding it
     /// when it is refused.
-    fn decide(&self, server: &McpServer, message: &Value, id: Option<Value>) -> Option<Value> {
+    fn decide(
+        &self,
+        server: &McpServer,
+        message: &Value,
+        id: Option<Value>,
+        shared: &Shared,
+    ) -> Option<Value> {
         let started = Instant::now();
         let params = message.get("params");
         let tool = params
@@ -410,16 +424,29 @@ impl<'a> Session<'a> {
         };
         let digest = arguments_sha256(&call.arguments);
         let text = Value::Object(call.arguments.clone()).to_string();
-        let decision = self.broker.decider.decide(
-            &Call::new(self.peer, Action::Mcp(call), Vec::new()),
-            |approval, timeout| {
-                tracing::info!(
-                    "MCP call {}/{tool} waits up to {}s for `frona approve {approval}`",
-                    server.name,
-                    timeout.as_secs()
-                );
-            },
-        );
+        let withheld = shared
+            .withheld
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&tool);
+        let decision = if withheld {
+            crate::decider::Decision::deny(format!(
+                "the definition of `{tool}` changed since it was pinned; an operator accepts it \
+                 with `frona mcp pins approve {} {tool}`",
+                server.name
+            ))
+        } else {
+            self.broker.decider.decide(
+                &Call::new(self.peer, Action::Mcp(call), Vec::new()),
+                |approval, timeout| {
+                    tracing::info!(
+                        "MCP call {}/{tool} waits up to {}s for `frona approve {approval}`",
+                        server.name,
+                        timeout.as_secs()
+                    );
+                },
+            )
+        };
         let record = AuditEvent::McpCall(McpCallRecord {
             peer: self.peer,
             server: server.name.clone(),
@@ -491,7 +518,7 @@ impl<'a> Session<'a> {
                 listing.remove(&id.to_string())
             });
             if listed {
-                self.filter_tools(server, &mut message);
+                self.filter_tools(server, &mut message, shared);
             }
             shared.send(&message);
         }
@@ -544,20 +571,45 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Keeps the tools some rule could let this agent call.
-    fn filter_tools(&self, server: &McpServer, message: &mut Value) {
+    /// Keeps the tools some rule could let this agent call and whose definition is the pinned
+    /// one (pinned on first sight); a changed one is withheld, recorded as `mcp-tool-changed`,
+    /// and its calls refused.
+    fn filter_tools(&self, server: &McpServer, message: &mut Value, shared: &Shared) {
         let decider = &self.broker.decider;
-        if let Some(tools) = message
+        let pins = pins::Pins::in_dir(self.broker.audit.path().parent().unwrap_or(Path::new(".")));
+        let Some(tools) = message
             .get_mut("result")
             .and_then(|r| r.get_mut("tools"))
             .and_then(Value::as_array_mut)
-        {
-            tools.retain(|tool| {
-                tool.get("name")
-                    .and_then(Value::as_str)
-                    .is_some_and(|name| decider.may_call_mcp(&server.name, name))
-            });
-        }
+        else {
+            return;
+        };
+        tools.retain(|tool| {
+            let Some(name) = tool.get("name").and_then(Value::as_str) else {
+                return false;
+            };
+            if !decider.may_call_mcp(&server.name, name) {
+                return false;
+            }
+            match pins.check(&server.name, name, tool) {
+                pins::Verdict::Listed => true,
+                pins::Verdict::Changed { pinned, now } => {
+                    let mut withheld = shared.withheld.lock().unwrap_or_else(|p| p.into_inner());
+                    if withheld.insert(name.to_owned()) {
+                        self.broker
+                            .audit
+                            .recorded(&AuditEvent::McpToolChanged(McpToolChanged {
+                                peer: self.peer,
+                                server: server.name.clone(),
+                                tool: name.to_owned(),
+                                pinned,
+                                now,
+                            }));
+                    }
+                    false
+                }
+            }
+        });
     }
 }
 

@@ -400,6 +400,10 @@ pub enum McpCommand {
     /// Connect to a registered server through frona's gateway (agent side, inside `frona
     /// run`): name this command as the agent's stdio MCP server.
     Connect { name: String },
+    /// The tool definitions pinned on first sight: a tool whose definition changed is withheld
+    /// from the agent until approved here.
+    #[command(subcommand)]
+    Pins(McpPinsCommand),
     /// Print the MCP configuration an agent wants for these servers, each one
     /// `frona mcp connect NAME`.
     Config {
@@ -411,6 +415,17 @@ pub enum McpCommand {
         #[arg(long = "for", value_name = "AGENT", default_value = "json")]
         agent: McpConfigFormat,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum McpPinsCommand {
+    /// List the pinned definitions (server, tool, SHA-256).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept a tool's changed definition: the next listing pins what the server says then.
+    Approve { server: String, tool: String },
 }
 
 /// The configuration formats `frona mcp config` prints.

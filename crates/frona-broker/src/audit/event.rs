@@ -55,6 +55,8 @@ pub enum AuditEvent {
     McpCall(McpCallRecord),
     /// A permitted `tools/call` the server did not answer in time; the agent got an error.
     McpTimeout(McpTimeout),
+    /// A tool whose definition is not the pinned one, withheld from the agent.
+    McpToolChanged(McpToolChanged),
 }
 
 /// How a call was decided, as the log says it.
@@ -337,6 +339,18 @@ pub struct McpTimeout {
     pub server: String,
     pub tool: String,
     pub timeout_secs: u64,
+}
+
+/// `mcp-tool-changed` records.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpToolChanged {
+    #[serde(flatten)]
+    pub peer: Option<Peer>,
+    pub server: String,
+    pub tool: String,
+    /// SHA-256 of the definition pinned, and of the one the server lists now.
+    pub pinned: String,
+    pub now: String,
 }
 
 /// A field that is there, `null` or not: `Some(None)` for `null` (serde alone reads `null` as

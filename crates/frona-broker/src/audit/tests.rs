@@ -257,6 +257,16 @@ fn each_kind_has_its_shape() {
             }),
             r#"{"agent":"default","kind":"mcp-timeout","server":"github","session":"s","time":"2026-01-05T12:00:00Z","timeout_secs":60,"tool":"slow"}"#,
         ),
+        (
+            AuditEvent::McpToolChanged(McpToolChanged {
+                peer: None,
+                server: "github".into(),
+                tool: "get".into(),
+                pinned: "aa".into(),
+                now: "bb".into(),
+            }),
+            r#"{"agent":"default","kind":"mcp-tool-changed","now":"bb","pinned":"aa","server":"github","session":"s","time":"2026-01-05T12:00:00Z","tool":"get"}"#,
+        ),
     ];
     for (event, expected) in cases {
         assert_eq!(json(&event), expected, "{event:?}");

@@ -10,7 +10,7 @@ use frona_backends::registry::mcp::{McpCredential, McpServer};
 use frona_broker::protocol::{Call, Event, VERSION};
 use frona_sandbox::EnvSnapshot;
 
-use crate::cli::{McpCommand, McpConfigFormat};
+use crate::cli::{McpCommand, McpConfigFormat, McpPinsCommand};
 use crate::failure::Failure;
 
 /// Exit status when the broker could not start the server (sysexits' EX_UNAVAILABLE).
@@ -104,6 +104,41 @@ pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
             }
         }
         McpCommand::Connect { name } => connect(&name, env),
+        McpCommand::Pins(command) => {
+            let pins = frona_broker::mcp_gateway::pins::Pins::in_dir(&crate::dirs::state_dir(env));
+            match command {
+                McpPinsCommand::List { json } => {
+                    let all = pins.list();
+                    if json {
+                        let rows: Vec<serde_json::Value> = all
+                            .iter()
+                            .map(|(s, t, d)| serde_json::json!({"server": s, "tool": t, "sha256": d}))
+                            .collect();
+                        let text = serde_json::to_string_pretty(&rows).map_err(|e| err(&e))?;
+                        println!("{text}");
+                    } else {
+                        println!("SERVER\tTOOL\tSHA256");
+                        for (server, tool, digest) in all {
+                            println!("{server}\t{tool}\t{digest}");
+                        }
+                    }
+                    Ok(0)
+                }
+                McpPinsCommand::Approve { server, tool } => {
+                    if pins.approve(&server, &tool).map_err(|e| err(&e))? {
+                        eprintln!(
+                            "frona: the next listing of `{server}` pins the definition of `{tool}` it shows then"
+                        );
+                        Ok(0)
+                    } else {
+                        Err(
+                            Failure::new(1, format!("no pin for `{tool}` of `{server}`"))
+                                .with_hint("`frona mcp pins list` shows the pins"),
+                        )
+                    }
+                }
+            }
+        }
         McpCommand::Config { names, agent } => {
             let registered = registry.mcp_servers().map_err(|e| err(&e))?;
             if let Some(name) = names
