@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh            # all benchmarks
 #   RUNS=500 scripts/bench.sh   # more runs per command
-#   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker load http
+#   ONLY="broker http" scripts/bench.sh   # some sections: run policy broker load http mcp
 #   BASELINE=/path/to/frona scripts/bench.sh   # also time another build (e.g. the commit before
 #                                              # a change) side by side: rows marked "baseline"
 set -euo pipefail
@@ -277,4 +277,46 @@ for state in "$work/bound-state" "/dev/shm/frona-bench-bound-$$"; do
   done
 done
 rm -rf "/dev/shm/frona-bench-bound-$$"
+fi
+
+# MCP gateway: a trivial `tools/call` round trip with the official Python SDK's stdio client,
+# through `frona mcp connect` (under `frona run --isolation off`, the broker starting the
+# server with its credential) against the same client starting the same server itself (the
+# peer), in the same invocation. Needs the project venv with `mcp` (scripts/test.sh makes it).
+if want mcp; then
+python=.venv/bin/python
+if ! "$python" -c "import mcp" 2>/dev/null; then
+  echo "bench.sh: mcp skipped: no .venv with the MCP SDK (run scripts/test.sh first)" >&2
+else
+printf 'bench-mcp-token' | "$frona" secret set bench-mcp >/dev/null
+"$frona" credential register --name bench-mcp --backend local --path bench-mcp >/dev/null
+"$frona" mcp add demo --credential bench-mcp=DEMO_TOKEN -- "$PWD/$python" "$PWD/tests/mcp/server.py" 2>/dev/null
+cat > "$work/config/policies/mcp.yaml" <<'YAML'
+rules:
+  - name: bench-mcp
+    mcp: { server: demo, tool: get_issue }
+    effect: permit
+YAML
+echo
+echo "| MCP tools/call, audit log on | connections | calls | p50 | p99 | calls/s | peer: direct p50 / calls/s | added p50 |"
+echo "|---|---|---|---|---|---|---|---|"
+for state in "$work/mcp-state" "/dev/shm/frona-bench-mcp-$$"; do
+  where=disk; [[ $state == /dev/shm/* ]] && where=tmpfs
+  for connections in 1 8; do
+  for b in "${!builds[@]}"; do
+    calls=$((connections == 1 ? 2000 : 4000))
+    through="$(FRONA_STATE_DIR="$state" "${builds[$b]}" run --quiet --isolation off -- \
+      "$python" tests/mcp/bench.py "$calls" "$connections" "${builds[$b]}" mcp connect demo)"
+    direct="$(DEMO_TOKEN=x "$python" tests/mcp/bench.py "$calls" "$connections" "$python" tests/mcp/server.py 2>/dev/null)"
+    python3 - "$where${labels[$b]}" "$through" "$direct" <<'PY'
+import json, sys
+where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
+print(f"| {where} | {p['connections']} | {p['calls']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']} "
+      f"| {d['p50_us']} µs / {d['per_s']} | +{p['p50_us'] - d['p50_us']} µs |")
+PY
+  done
+  done
+done
+rm -rf "/dev/shm/frona-bench-mcp-$$"
+fi
 fi
