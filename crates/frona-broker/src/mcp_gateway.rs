@@ -29,7 +29,7 @@ use frona_policy::{IssueSpec, McpCall};
 use serde_json::{Value, json};
 
 use crate::audit::{
-    AuditEvent, McpCallRecord, McpStart, McpTimeout, McpToolChanged, Outcome, Refused,
+    AuditEvent, Decided, McpCallRecord, McpStart, McpTimeout, McpToolChanged, Outcome, Refused,
 };
 use crate::broker::Broker;
 use crate::call::{Action, Call, arguments_sha256};
@@ -458,11 +458,7 @@ impl<'a> Session<'a> {
                 .redact(&[text])
                 .pop()
                 .unwrap_or_default(),
-            decision: decision.effect.into(),
-            rule: decision.rule.clone(),
-            reason: decision.reason.clone(),
-            grant: decision.grant.clone(),
-            latency_us: started.elapsed().as_micros() as u64,
+            decided: Decided::new(&decision, started),
         });
         // Durable before the call goes on: no audit, no call.
         let reason = if !self.broker.audit.recorded(&record) {

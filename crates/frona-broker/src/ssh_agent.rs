@@ -32,7 +32,7 @@ use ssh_key::public::KeyData;
 
 pub use known_hosts::KnownHosts;
 
-use crate::audit::{AuditEvent, Outcome, Refused, SshSign};
+use crate::audit::{AuditEvent, Decided, Outcome, Refused, SshSign};
 use crate::broker::Broker;
 use crate::call::{Action, Call};
 use crate::connections;
@@ -265,11 +265,7 @@ impl Connection<'_> {
                 .iter()
                 .map(|h| format!("{}:{}", h.name, h.port))
                 .collect(),
-            decision: decision.effect.into(),
-            rule: decision.rule.clone(),
-            reason: decision.reason.clone(),
-            grant: decision.grant.clone(),
-            latency_us: started.elapsed().as_micros() as u64,
+            decided: Decided::new(&decision, started),
         });
         // Durable before the signature: no audit, no call.
         if !self.agent.broker.audit.recorded(&event) || !decision.permitted() {

@@ -279,6 +279,30 @@ pub struct AwsCredentials {
     pub expires: Option<String>,
 }
 
+/// How a call was decided, and how long it took: the fields the decision records of the newer
+/// front ends share (flattened: the JSON has them at the top level).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decided {
+    pub decision: Outcome,
+    pub rule: Option<String>,
+    pub reason: String,
+    pub grant: Option<String>,
+    pub latency_us: u64,
+}
+
+impl Decided {
+    /// `decision`, `started` ago.
+    pub fn new(decision: &crate::decider::Decision, started: std::time::Instant) -> Self {
+        Self {
+            decision: decision.effect.into(),
+            rule: decision.rule.clone(),
+            reason: decision.reason.clone(),
+            grant: decision.grant.clone(),
+            latency_us: started.elapsed().as_micros() as u64,
+        }
+    }
+}
+
 /// `ssh-sign` records.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshSign {
@@ -293,11 +317,8 @@ pub struct SshSign {
     pub host_key: Option<String>,
     /// The names `known_hosts` gives that host key, as `name:port`.
     pub hosts: Vec<String>,
-    pub decision: Outcome,
-    pub rule: Option<String>,
-    pub reason: String,
-    pub grant: Option<String>,
-    pub latency_us: u64,
+    #[serde(flatten)]
+    pub decided: Decided,
 }
 
 /// `mcp-start` records.
@@ -324,11 +345,8 @@ pub struct McpCallRecord {
     pub arguments_sha256: String,
     /// The arguments as JSON, redacted of every value handed out.
     pub arguments: String,
-    pub decision: Outcome,
-    pub rule: Option<String>,
-    pub reason: String,
-    pub grant: Option<String>,
-    pub latency_us: u64,
+    #[serde(flatten)]
+    pub decided: Decided,
 }
 
 /// `mcp-timeout` records.
