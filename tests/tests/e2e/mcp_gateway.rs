@@ -561,3 +561,31 @@ fn a_changed_tool_definition_is_withheld_until_approved() {
     assert!(seen[0]["tools"].to_string().contains("get_issue"), "{out}");
     assert_eq!(seen[1]["error"], false, "{out}");
 }
+
+/// `--env` is stored in clear, so a value that looks like a credential is refused, without
+/// being echoed, and nothing is written.
+#[test]
+fn a_credential_in_env_is_refused_and_not_stored() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("frona-mcp-env-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let value = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";
+    let output = frona()
+        .args(["mcp", "add", "gh", "--env"])
+        .arg(format!("GITHUB_TOKEN={value}"))
+        .args(["--", "github-mcp-server", "stdio"])
+        .env("FRONA_CONFIG_DIR", root.join("config"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(125), "{}", text(&output));
+    assert!(
+        text(&output).contains("looks like a GitHub token"),
+        "{}",
+        text(&output)
+    );
+    assert!(!text(&output).contains(value));
+    let registry =
+        std::fs::read_to_string(root.join("config/credentials.yaml")).unwrap_or_default();
+    assert!(!registry.contains(value));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -44,6 +44,19 @@ pub fn mcp(command: McpCommand, env: &EnvSnapshot) -> Result<i32, Failure> {
                 .iter()
                 .map(|v| pair(v, "VAR=VALUE"))
                 .collect::<Result<_, _>>()?;
+            // `--env` is stored in clear: a credential belongs in the store and `--credential`.
+            if let Some((var, what)) = env.iter().find_map(|(var, value)| {
+                frona_sandbox::scrub::detect_credential_value(value.as_bytes()).map(|w| (var, w))
+            }) {
+                return Err(Failure::new(
+                    125,
+                    format!("--env {var}=…: the value looks like {what}; it would be stored in clear"),
+                )
+                .with_hint(format!(
+                    "store it (`frona secret set NAME`), register it (`frona credential register`), \
+                     and pass it with --credential NAME={var}"
+                )));
+            }
             let server = McpServer {
                 name,
                 command,
