@@ -308,12 +308,7 @@ for state in "$work/mcp-state" "/dev/shm/frona-bench-mcp-$$"; do
     through="$(FRONA_STATE_DIR="$state" "${builds[$b]}" run --quiet --isolation off -- \
       "$python" tests/mcp/bench.py "$calls" "$connections" "${builds[$b]}" mcp connect demo)"
     direct="$(DEMO_TOKEN=x "$python" tests/mcp/bench.py "$calls" "$connections" "$python" tests/mcp/server.py 2>/dev/null)"
-    python3 - "$where${labels[$b]}" "$through" "$direct" <<'PY'
-import json, sys
-where, p, d = sys.argv[1], json.loads(sys.argv[2]), json.loads(sys.argv[3])
-print(f"| {where} | {p['connections']} | {p['calls']} | {p['p50_us']} µs | {p['p99_us']} µs | {p['per_s']} "
-      f"| {d['p50_us']} µs / {d['per_s']} | +{p['p50_us'] - d['p50_us']} µs |")
-PY
+    http_row "$where${labels[$b]}" "$through" "$direct"
   done
   done
 done

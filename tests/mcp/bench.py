@@ -1,6 +1,6 @@
 """Round trips of a trivial `tools/call` with the official Python MCP SDK's stdio client, on
 `CONNECTIONS` sessions at once: straight to the server (the peer) or through
-`frona mcp connect` (run under `frona run`). Prints one JSON line: p50/p99 in µs, calls/s.
+`frona mcp connect` (run under `frona run`). Prints one JSON line: p50/p99 in µs, calls/s (`per_s`).
 
     bench.py CALLS CONNECTIONS COMMAND [ARGS...]
 """
@@ -48,7 +48,8 @@ async def main():
     elapsed = time.perf_counter() - started
     latencies.sort()
     pick = lambda q: latencies[min(len(latencies) - 1, int(len(latencies) * q))] * 1e6
-    print(json.dumps({"calls": len(latencies), "connections": connections,
+    # The keys scripts/bench.sh's rows read: clients (connections) and requests (calls).
+    print(json.dumps({"requests": len(latencies), "clients": connections,
                       "p50_us": round(pick(0.5)), "p99_us": round(pick(0.99)),
                       "per_s": round(len(latencies) / elapsed)}))
 

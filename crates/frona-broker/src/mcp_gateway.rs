@@ -572,7 +572,8 @@ impl<'a> Session<'a> {
     /// and its calls refused.
     fn filter_tools(&self, server: &McpServer, message: &mut Value, shared: &Shared) {
         let decider = &self.broker.decider;
-        let pins = pins::Pins::in_dir(self.broker.audit.path().parent().unwrap_or(Path::new(".")));
+        let mut pins =
+            pins::Pins::in_dir(self.broker.audit.path().parent().unwrap_or(Path::new(".")));
         let Some(tools) = message
             .get_mut("result")
             .and_then(|r| r.get_mut("tools"))
