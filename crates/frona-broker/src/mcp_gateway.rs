@@ -440,7 +440,7 @@ impl<'a> Session<'a> {
                 &Call::new(self.peer, Action::Mcp(call), Vec::new()),
                 |approval, timeout| {
                     tracing::info!(
-                        "MCP call {}/{tool} waits up to {}s for `frona approve {approval}`",
+                        "MCP call {}/{tool:?} waits up to {}s for `frona approve {approval}`",
                         server.name,
                         timeout.as_secs()
                     );
